@@ -1,0 +1,29 @@
+"""Indexing job state as `GET /v1/jobs/{id}` reports it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+JobStatus = Literal["queued", "running", "completed", "failed"]
+JobStage = Literal["queued", "chunking", "embedding", "upserting", "finalizing", "done"]
+
+
+class JobOut(BaseModel):
+    job_id: str
+    document_id: str
+    collection: str
+    version: str
+    status: JobStatus
+    stage: JobStage
+    chunks_total: int | None
+    chunks_done: int
+    tries: int
+    error: str | None
+    superseded_by: str | None = Field(
+        default=None, description="a newer version replaced this one before it went live"
+    )
+    created_at: float
+    started_at: float | None
+    finished_at: float | None

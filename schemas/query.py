@@ -1,0 +1,71 @@
+"""Search and query API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.common import CollectionName
+from schemas.filters import Filter
+
+QueryText = Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class SearchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: QueryText
+    collection: CollectionName = "default"
+    max_results: Annotated[int, Field(ge=1, le=100)] = 10
+    filters: Filter | None = None
+
+
+class SearchResult(BaseModel):
+    document_id: str
+    chunk_id: str
+    title: str | None
+    source: str | None
+    text: str
+    start: int
+    end: int
+    score: float
+    metadata: dict[str, Any]
+
+
+class SearchOut(BaseModel):
+    results: list[SearchResult]
+
+
+class QueryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: QueryText
+    collection: CollectionName = "default"
+    max_results: Annotated[int, Field(ge=1, le=20)] | None = None
+    filters: Filter | None = None
+    stream: bool = False
+
+
+class StreamIn(BaseModel):
+    """`POST /v1/stream`: the brief's streaming endpoint; same fields as a query."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: QueryText
+    collection: CollectionName = "default"
+    max_results: Annotated[int, Field(ge=1, le=20)] | None = None
+    filters: Filter | None = None
+
+
+class Source(SearchResult):
+    n: int
+    cited: bool
+
+
+class QueryOut(BaseModel):
+    answer: str
+    sources: list[Source]
+    tokens_used: int
+    latency_ms: float
+    model: str

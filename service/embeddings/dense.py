@@ -1,0 +1,243 @@
+"""Dense embeddings: the embedder contract and an OpenAI-compatible implementation.
+
+Errors raised by embedders:
+
+    EmbeddingError                  base: no embeddings were produced
+    ├── TransientEmbeddingError     429, 408/409, 5xx, timeouts and connection failures, once
+    │                               the SDK's own retries are spent; try again later, after
+    │                               `retry_after` seconds when the server said so
+    └── PermanentEmbeddingError     400/401/403/404/422, an exhausted quota, or a response that
+                                    breaks the contract (wrong count, wrong dimension, NaN/inf);
+                                    the same request will fail the same way
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+import httpx
+import openai
+from openai import AsyncOpenAI
+from openai.types import Embedding
+
+__all__ = [
+    "DenseEmbedder",
+    "EmbeddingError",
+    "OpenAIEmbedder",
+    "PermanentEmbeddingError",
+    "TransientEmbeddingError",
+]
+
+# The SDK retries these statuses itself, so they are transient by its own definition.
+_TRANSIENT_STATUSES = frozenset({408, 409, 429})
+
+
+class EmbeddingError(Exception):
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class TransientEmbeddingError(EmbeddingError):
+    def __init__(
+        self, message: str, *, status_code: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class PermanentEmbeddingError(EmbeddingError):
+    pass
+
+
+class DenseEmbedder(Protocol):
+    """Turns texts into fixed-size vectors; vectors come back in input order."""
+
+    model: str
+    dimension: int
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    async def embed_query(self, text: str) -> list[float]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds from retry-after-ms or Retry-After (seconds or HTTP date), as the SDK reads them."""
+    try:
+        return float(headers["retry-after-ms"]) / 1000
+    except (KeyError, ValueError):
+        pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+def _server_message(exc: openai.APIStatusError) -> str:
+    # The SDK's own message is "Error code: N - {whole body}"; the body is the inner error object.
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    return exc.message
+
+
+def _map_error(exc: openai.OpenAIError, model: str) -> EmbeddingError:
+    """Translate an SDK exception, raised after its retries, into our tree."""
+    if isinstance(exc, openai.APITimeoutError):
+        return TransientEmbeddingError(f"embedding request to {model!r} timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return TransientEmbeddingError(f"cannot reach the embedding server: {exc}")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        detail = _server_message(exc)
+        message = f"embedding request to {model!r} failed with HTTP {status}: {detail}"
+        # OpenAI reports an exhausted quota as a 429, but waiting does not refill it.
+        if status == 429 and exc.code == "insufficient_quota":
+            return PermanentEmbeddingError(message, status_code=status)
+        if status in _TRANSIENT_STATUSES or status >= 500:
+            return TransientEmbeddingError(
+                message, status_code=status, retry_after=_retry_after(exc.response.headers)
+            )
+        return PermanentEmbeddingError(message, status_code=status)
+    return PermanentEmbeddingError(f"invalid embedding response from {model!r}: {exc}")
+
+
+class OpenAIEmbedder:
+    """DenseEmbedder over any OpenAI-compatible /v1/embeddings endpoint.
+
+    `timeout` bounds each attempt (the SDK's default is 600 s); an unlucky call can take
+    (max_retries + 1) × timeout plus backoff. `api_key=None` falls back to OPENAI_API_KEY.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        dimension: int,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        max_retries: int = 2,
+        batch_size: int = 128,
+        max_concurrency: int = 4,
+        send_dimensions: bool = False,
+    ) -> None:
+        if dimension < 1 or batch_size < 1 or max_concurrency < 1 or max_retries < 0:
+            raise ValueError(
+                "dimension, batch_size and max_concurrency must be positive, max_retries >= 0"
+            )
+        self.model = model
+        self.dimension = dimension
+        self.batch_size = batch_size
+        # Only models that can shorten vectors (text-embedding-3-*) accept `dimensions`.
+        self._send_dimensions = send_dimensions
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._client = AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            max_retries=max_retries,
+        )
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        if isinstance(texts, str):  # a str is a Sequence[str] too: one vector per character
+            raise TypeError("embed_documents takes a sequence of texts; use embed_query")
+        if not texts:
+            return []
+        batches = [texts[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
+        try:
+            # A TaskGroup cancels the remaining batches as soon as one fails.
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._embed_batch(batch)) for batch in batches]
+        except BaseExceptionGroup as failed:
+            first = _first_embedding_error(failed)
+            if first is None:
+                raise
+            raise first from None
+        return [vector for task in tasks for vector in task.result()]
+
+    async def embed_query(self, text: str) -> list[float]:
+        return (await self.embed_documents([text]))[0]
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def __aenter__(self) -> OpenAIEmbedder:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _embed_batch(self, texts: Sequence[str]) -> list[list[float]]:
+        async with self._semaphore:
+            try:
+                # encoding_format is left unset on purpose: the SDK then asks for base64
+                # (a quarter of the bytes) and decodes it to floats itself.
+                if self._send_dimensions:
+                    response = await self._client.embeddings.create(
+                        model=self.model, input=list(texts), dimensions=self.dimension
+                    )
+                else:
+                    response = await self._client.embeddings.create(
+                        model=self.model, input=list(texts)
+                    )
+            except openai.OpenAIError as exc:
+                raise _map_error(exc, self.model) from exc
+            except httpx.HTTPError as exc:  # transport errors the SDK let through unwrapped
+                message = f"embedding request to {self.model!r} failed: {exc!r}"
+                raise TransientEmbeddingError(message) from exc
+            except ValueError as exc:  # the SDK's base64 decoder and "No embedding data"
+                raise PermanentEmbeddingError(
+                    f"invalid embedding response from {self.model!r}: {exc}"
+                ) from exc
+        return self._validated(response.data, len(texts))
+
+    def _validated(self, data: Sequence[Embedding], expected: int) -> list[list[float]]:
+        if len(data) != expected:
+            raise PermanentEmbeddingError(
+                f"{self.model!r} returned {len(data)} embeddings for {expected} inputs"
+            )
+        ordered = sorted(data, key=lambda item: item.index)
+        if [item.index for item in ordered] != list(range(expected)):
+            raise PermanentEmbeddingError(f"{self.model!r} returned duplicate or missing indices")
+        vectors = []
+        for item in ordered:
+            vector = item.embedding
+            if len(vector) != self.dimension:
+                raise PermanentEmbeddingError(
+                    f"{self.model!r} returned a {len(vector)}-dimensional vector at index "
+                    f"{item.index}; expected {self.dimension}"
+                )
+            if not all(map(math.isfinite, vector)):
+                raise PermanentEmbeddingError(
+                    f"{self.model!r} returned a vector with NaN or infinite values at index "
+                    f"{item.index}"
+                )
+            vectors.append(vector)
+        return vectors
+
+
+def _first_embedding_error(group: BaseExceptionGroup[BaseException]) -> EmbeddingError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, EmbeddingError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            nested = _first_embedding_error(exc)
+            if nested is not None:
+                return nested
+    return None

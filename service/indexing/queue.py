@@ -1,0 +1,76 @@
+"""The embedded job queue: jobs persisted in the registry, run by an in-process pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from service.indexing.pipeline import Pipeline
+from service.indexing.registry import DocKey, Registry
+from service.indexing.registry_sql import JobRow
+
+log = logging.getLogger("citeline.queue")
+
+
+class JobQueue(Protocol):
+    """What the API needs from a queue: accepted jobs are already durable in the registry."""
+
+    def notify(self) -> None:
+        """New jobs were recorded; start them when there is room."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def doc_key(job: JobRow) -> DocKey:
+    return (job.tenant, job.collection, job.document_id)
+
+
+class EmbeddedQueue:
+    """Claims queued jobs oldest first, never two of one document at once, at most `max_inflight`."""
+
+    def __init__(self, registry: Registry, pipeline: Pipeline, max_inflight: int) -> None:
+        self.registry = registry
+        self.pipeline = pipeline
+        pipeline.on_settled = self.settled
+        self.max_inflight = max_inflight
+        self._busy: set[DocKey] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    @property
+    def inflight(self) -> int:
+        return len(self._busy)
+
+    async def settled(self, job: JobRow) -> None:
+        self._busy.discard(doc_key(job))
+        self._wake.set()
+
+    async def start(self) -> None:
+        self.pipeline.start()
+        self._task = asyncio.create_task(self._dispatch(), name="queue.dispatch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.pipeline.stop()
+        # Jobs cut short go back to the queue; the next start resumes them.
+        await self.registry.requeue_running()
+
+    async def _dispatch(self) -> None:
+        while True:
+            self._wake.clear()
+            free = self.max_inflight - len(self._busy)
+            jobs = await self.registry.claim(free, frozenset(self._busy)) if free > 0 else []
+            for job in jobs:
+                self._busy.add(doc_key(job))
+            for job in jobs:
+                await self.pipeline.submit(job)
+            if not jobs:
+                await self._wake.wait()

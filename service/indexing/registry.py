@@ -1,0 +1,359 @@
+"""Documents and indexing jobs, persisted in SQLite under the data dir.
+
+The registry is the source of truth for which version of each document is served: search
+results whose version is not a document's active version are dropped, so a half-written new
+version, a superseded one or a deleted document is never cited. Every statement runs on one
+dedicated thread, which serialises them without locks and keeps fsyncs off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from service.indexing.registry_sql import SCHEMA, JobRow, doc_state, job_row
+from service.store.base import Scope
+
+T = TypeVar("T")
+DocKey = tuple[str, str, str]  # tenant, collection, document_id
+
+MAX_TRIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class NewDocument:
+    scope: Scope
+    document_id: str | None
+    text: str
+    title: str | None
+    source: str | None
+    metadata: dict[str, Any]
+    max_tokens: int
+    overlap_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    document_id: str
+    job_id: str
+    status: str
+    version: str
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Finalized:
+    """What a finished job did: whether its version went live, and which version to keep."""
+
+    activated: bool
+    keep_version: str | None
+
+
+def content_version(doc: NewDocument) -> str:
+    """Hash of everything that shapes the stored chunks: same input, same version."""
+    canon = json.dumps(
+        [doc.text, doc.title, doc.source, doc.metadata, doc.max_tokens, doc.overlap_tokens],
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canon.encode()).hexdigest()[:32]
+
+
+def derived_document_id(scope: Scope, text: str) -> str:
+    return "doc_" + hashlib.sha256(f"{scope.tenant}\x1f{scope.collection}\x1f{text}".encode()).hexdigest()[:24]
+
+
+def job_id_for(scope: Scope, document_id: str, version: str, generation: int) -> str:
+    key = f"{scope.tenant}\x1f{scope.collection}\x1f{document_id}\x1f{version}\x1f{generation}"
+    return "job_" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+class Registry:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry")
+        self._db: sqlite3.Connection | None = None
+        self._path = path
+        # scope -> document_id -> active version; read lock-free from the event loop.
+        self.active: dict[Scope, dict[str, str]] = {}
+        self.queued = 0  # jobs waiting to run, kept in step by accept/claim/requeue
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def open(self) -> int:
+        """Open the database, load active versions and requeue jobs a crash left running."""
+        return await self._call(self._open)
+
+    def _open(self) -> int:
+        db = sqlite3.connect(self._path, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # a 202 means the job survives power loss
+        db.executescript(SCHEMA)
+        self._db = db
+        for row in db.execute(
+            "SELECT tenant, collection, document_id, active_version FROM documents "
+            "WHERE deleted = 0 AND active_version IS NOT NULL"
+        ):
+            self.active.setdefault(Scope(row[0], row[1]), {})[row[2]] = row[3]
+        with db:
+            db.execute(
+                "UPDATE jobs SET status='failed', stage='done', finished_at=?, "
+                "error='gave up after ' || tries || ' tries' "
+                "WHERE status='running' AND tries >= ?",
+                (time.time(), MAX_TRIES),
+            )
+        self._requeue_running()
+        self.queued = db.execute("SELECT COUNT(*) FROM jobs WHERE status='queued'").fetchone()[0]
+        return self.queued
+
+    async def close(self) -> None:
+        await self._call(self._close)
+        self._executor.shutdown(wait=True)
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("registry is not open")
+        return self._db
+
+    # -- accepting -------------------------------------------------------------------------
+    async def accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
+        """Record documents and their jobs in one durable transaction."""
+        return await self._call(self._accept, docs)
+
+    def _accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
+        now = time.time()
+        out: list[Accepted] = []
+        with self.db:
+            for doc in docs:
+                out.append(self._accept_one(doc, now))
+        return out
+
+    def _accept_one(self, doc: NewDocument, now: float) -> Accepted:
+        db, scope = self.db, doc.scope
+        version = content_version(doc)
+        document_id = doc.document_id or derived_document_id(scope, doc.text)
+        row = db.execute(
+            "SELECT d.latest_version, d.latest_job, d.generation, d.deleted, j.status "
+            "FROM documents d JOIN jobs j ON j.job_id = d.latest_job "
+            "WHERE d.tenant=? AND d.collection=? AND d.document_id=?",
+            (scope.tenant, scope.collection, document_id),
+        ).fetchone()
+        if row and not row["deleted"] and row["latest_version"] == version and row["status"] != "failed":
+            return Accepted(document_id, row["latest_job"], row["status"], version, True)
+        generation = 0 if row is None else row["generation"] + (1 if row["deleted"] else 0)
+        job_id = job_id_for(scope, document_id, version, generation)
+        meta = json.dumps(doc.metadata, ensure_ascii=False)
+        db.execute(
+            "INSERT INTO jobs (job_id, tenant, collection, document_id, version, status, stage,"
+            " chunks_done, tries, created_at, text, title, source, metadata, max_tokens,"
+            " overlap_tokens) VALUES (?,?,?,?,?,'queued','queued',0,0,?,?,?,?,?,?,?)"
+            " ON CONFLICT(job_id) DO UPDATE SET status='queued', stage='queued', error=NULL,"
+            " chunks_done=0, chunks_total=NULL, tries=0, finished_at=NULL, superseded_by=NULL",
+            (job_id, scope.tenant, scope.collection, document_id, version, now, doc.text,
+             doc.title, doc.source, meta, doc.max_tokens, doc.overlap_tokens),
+        )
+        db.execute(
+            "INSERT INTO documents (tenant, collection, document_id, latest_version, latest_job,"
+            " generation, deleted, title, source, metadata, chars, chunks, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,0,?,?,?,?,0,?,?)"
+            " ON CONFLICT(tenant, collection, document_id) DO UPDATE SET"
+            " latest_version=excluded.latest_version, latest_job=excluded.latest_job,"
+            " generation=excluded.generation, title=excluded.title, source=excluded.source,"
+            " metadata=excluded.metadata, chars=excluded.chars, updated_at=excluded.updated_at,"
+            " created_at=CASE WHEN documents.deleted THEN excluded.created_at"
+            "   ELSE documents.created_at END,"
+            " active_version=CASE WHEN documents.deleted THEN NULL ELSE documents.active_version END,"
+            " chunks=CASE WHEN documents.deleted THEN 0 ELSE documents.chunks END,"
+            " deleted=0",
+            (scope.tenant, scope.collection, document_id, version, job_id, generation,
+             doc.title, doc.source, meta, len(doc.text), now, now),
+        )
+        self.queued += 1
+        return Accepted(document_id, job_id, "queued", version, False)
+
+    # -- reading ---------------------------------------------------------------------------
+    async def job(self, job_id: str, tenant: str) -> JobRow | None:
+        return await self._call(self._job, job_id, tenant)
+
+    def _job(self, job_id: str, tenant: str) -> JobRow | None:
+        row = self.db.execute(
+            "SELECT * FROM jobs WHERE job_id=? AND tenant=?", (job_id, tenant)
+        ).fetchone()
+        return job_row(row) if row else None
+
+    async def document(self, scope: Scope, document_id: str) -> dict[str, Any] | None:
+        rows = await self._call(self._documents, scope, document_id, None, 1)
+        return rows[0] if rows else None
+
+    async def documents(
+        self, scope: Scope, after: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        return await self._call(self._documents, scope, None, after, limit)
+
+    def _documents(
+        self, scope: Scope, document_id: str | None, after: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT d.*, j.status AS job_status FROM documents d JOIN jobs j"
+            " ON j.job_id = d.latest_job WHERE d.tenant=? AND d.collection=? AND d.deleted=0"
+        )
+        args: list[Any] = [scope.tenant, scope.collection]
+        if document_id is not None:
+            sql += " AND d.document_id=?"
+            args.append(document_id)
+        if after is not None:
+            sql += " AND d.document_id > ?"
+            args.append(after)
+        sql += " ORDER BY d.document_id LIMIT ?"
+        args.append(limit)
+        return [
+            {
+                "document_id": r["document_id"], "collection": r["collection"],
+                "title": r["title"], "source": r["source"],
+                "metadata": json.loads(r["metadata"]), "version": r["latest_version"],
+                "chars": r["chars"], "chunks": r["chunks"], "job_id": r["latest_job"],
+                "state": doc_state(r["job_status"]),
+                "created_at": r["created_at"], "updated_at": r["updated_at"],
+            }
+            for r in self.db.execute(sql, args)
+        ]
+
+    async def counts(self) -> dict[str, int]:
+        return await self._call(self._counts)
+
+    def _counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    # -- deleting --------------------------------------------------------------------------
+    async def delete(self, scope: Scope, document_id: str) -> bool:
+        """Tombstone a document: from this moment on it is never served."""
+        return await self._call(self._delete, scope, document_id)
+
+    def _delete(self, scope: Scope, document_id: str) -> bool:
+        with self.db:
+            n = self.db.execute(
+                "UPDATE documents SET deleted=1, active_version=NULL, chunks=0, updated_at=?"
+                " WHERE tenant=? AND collection=? AND document_id=? AND deleted=0",
+                (time.time(), scope.tenant, scope.collection, document_id),
+            ).rowcount
+        self.active.get(scope, {}).pop(document_id, None)
+        return n > 0
+
+    # -- the worker's side -----------------------------------------------------------------
+    async def claim(self, limit: int, busy: frozenset[DocKey]) -> list[JobRow]:
+        """Mark up to `limit` queued jobs running, oldest first, one per document, none busy."""
+        return await self._call(self._claim, limit, busy)
+
+    def _claim(self, limit: int, busy: frozenset[DocKey]) -> list[JobRow]:
+        now, out, taken = time.time(), [], set(busy)
+        with self.db:
+            rows = self.db.execute(
+                "SELECT * FROM jobs WHERE status='queued' ORDER BY seq LIMIT ?",
+                (limit + len(busy),),
+            ).fetchall()
+            for row in rows:
+                key = (row["tenant"], row["collection"], row["document_id"])
+                if key in taken or len(out) >= limit:
+                    continue
+                taken.add(key)
+                self.db.execute(
+                    "UPDATE jobs SET status='running', stage='chunking', tries=tries+1,"
+                    " started_at=? WHERE job_id=?",
+                    (now, row["job_id"]),
+                )
+                out.append(job_row(row, status="running", stage="chunking", tries=row["tries"] + 1))
+        self.queued -= len(out)
+        return out
+
+    async def progress(self, stage: str, done: dict[str, int], totals: dict[str, int]) -> None:
+        await self._call(self._progress, stage, done, totals)
+
+    def _progress(self, stage: str, done: dict[str, int], totals: dict[str, int]) -> None:
+        with self.db:
+            for job_id, total in totals.items():
+                self.db.execute(
+                    "UPDATE jobs SET chunks_total=?, stage=? WHERE job_id=?", (total, stage, job_id)
+                )
+            for job_id, n in done.items():
+                self.db.execute(
+                    "UPDATE jobs SET chunks_done=?, stage=? WHERE job_id=?", (n, stage, job_id)
+                )
+
+    async def finish(self, job: JobRow, chunks: int) -> Finalized:
+        """Make the job's version live if it is still the document's latest; else retire it."""
+        return await self._call(self._finish, job, chunks)
+
+    def _finish(self, job: JobRow, chunks: int) -> Finalized:
+        db, now = self.db, time.time()
+        scope = Scope(job.tenant, job.collection)
+        with db:
+            doc = db.execute(
+                "SELECT latest_job, latest_version, active_version, deleted FROM documents"
+                " WHERE tenant=? AND collection=? AND document_id=?",
+                (job.tenant, job.collection, job.document_id),
+            ).fetchone()
+            current = doc is not None and not doc["deleted"] and doc["latest_job"] == job.job_id
+            if current:
+                db.execute(
+                    "UPDATE documents SET active_version=?, chunks=?, updated_at=?"
+                    " WHERE tenant=? AND collection=? AND document_id=?",
+                    (job.version, chunks, now, job.tenant, job.collection, job.document_id),
+                )
+            superseded = None if current or doc is None or doc["deleted"] else doc["latest_version"]
+            db.execute(
+                "UPDATE jobs SET status='completed', stage='done', chunks_done=?, chunks_total=?,"
+                " finished_at=?, superseded_by=? WHERE job_id=?",
+                (chunks, chunks, now, superseded, job.job_id),
+            )
+        if current:
+            self.active.setdefault(scope, {})[job.document_id] = job.version
+            return Finalized(True, job.version)
+        alive = doc is not None and not doc["deleted"]
+        return Finalized(False, doc["active_version"] if alive else None)
+
+    async def fail(self, job: JobRow, error: str) -> str | None:
+        """Record a failure; returns the version whose chunks must stay (None: keep none)."""
+        return await self._call(self._fail, job, error)
+
+    def _fail(self, job: JobRow, error: str) -> str | None:
+        with self.db:
+            self.db.execute(
+                "UPDATE jobs SET status='failed', stage='done', error=?, finished_at=?"
+                " WHERE job_id=?",
+                (error[:2000], time.time(), job.job_id),
+            )
+            doc = self.db.execute(
+                "SELECT active_version, deleted FROM documents"
+                " WHERE tenant=? AND collection=? AND document_id=?",
+                (job.tenant, job.collection, job.document_id),
+            ).fetchone()
+        return None if doc is None or doc["deleted"] else doc["active_version"]
+
+    async def requeue_running(self) -> int:
+        return await self._call(self._requeue_running)
+
+    def _requeue_running(self) -> int:
+        with self.db:
+            n: int = self.db.execute(
+                "UPDATE jobs SET status='queued', stage='queued' WHERE status='running'"
+            ).rowcount
+        self.queued += n
+        return n

@@ -1,0 +1,61 @@
+"""Retrieval: encode the query, search the caller's scope, keep only live document versions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from schemas.filters import Filter
+from service.embeddings.dense import DenseEmbedder
+from service.embeddings.sparse import Bm25Encoder
+from service.indexing.registry import Registry
+from service.store.base import Hit, Scope, VectorStore
+
+# Extra hits fetched so that chunks of superseded or deleted versions, which the store may
+# still hold for a moment, can be dropped without returning fewer results than asked.
+_OVERFETCH = 8
+
+
+class Retriever:
+    def __init__(
+        self,
+        store: VectorStore,
+        sparse: Bm25Encoder,
+        dense: DenseEmbedder | None,
+        registry: Registry,
+        min_relevance: float,
+    ) -> None:
+        self.store, self.sparse, self.dense, self.registry = store, sparse, dense, registry
+        self.min_relevance = min_relevance
+
+    async def search(
+        self, scope: Scope, query: str, limit: int, filters: Filter | None = None
+    ) -> list[Hit]:
+        sparse = self.sparse.encode_query(query)
+        dense: Sequence[float] | None = None
+        if self.dense is not None:
+            dense = await self.dense.embed_query(query)
+        if not sparse.indices and dense is None:
+            return []
+        fetch = limit + _OVERFETCH
+        while True:
+            hits = await asyncio.to_thread(
+                self.store.search, scope, sparse=sparse, dense=dense, limit=fetch, filters=filters
+            )
+            live = self._live(scope, hits)
+            if len(live) >= limit or len(hits) < fetch or fetch >= 16 * limit + _OVERFETCH:
+                return live[:limit]
+            fetch *= 4
+
+    async def relevant(
+        self, scope: Scope, question: str, limit: int, filters: Filter | None = None
+    ) -> list[Hit]:
+        """The hits good enough to answer from; empty when nothing clears the threshold."""
+        hits = await self.search(scope, question, limit, filters)
+        # The threshold is on BM25 scores; fused (RRF) scores are ranks, not relevance.
+        floor = self.min_relevance if self.dense is None else 0.0
+        return [h for h in hits if h.score >= floor]
+
+    def _live(self, scope: Scope, hits: list[Hit]) -> list[Hit]:
+        active = self.registry.active.get(scope, {})
+        return [h for h in hits if active.get(h.document_id) == h.version]

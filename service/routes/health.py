@@ -1,0 +1,25 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from service.errors import Unavailable
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> dict[str, Any]:
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        raise Unavailable("starting up", retry_after=1)
+    jobs = await runtime.registry.counts()
+    return {"status": "ready", "jobs": jobs, "inflight": runtime.queue.inflight}

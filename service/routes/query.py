@@ -1,0 +1,97 @@
+"""Search (no generation), cited answers as JSON or SSE, and the brief's `/v1/stream`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter
+from sse_starlette import EventSourceResponse
+
+from schemas.filters import Filter
+from schemas.query import QueryIn, QueryOut, SearchIn, SearchOut, SearchResult, Source, StreamIn
+from service.answering import (
+    AnswerEvent,
+    CitationsEvent,
+    DeltaEvent,
+    DoneEvent,
+    ErrorEvent,
+    SourcesEvent,
+    answer_events,
+)
+from service.deps import RuntimeDep, TenantDep
+from service.errors import ServiceError
+from service.runtime import Runtime
+from service.store.base import Hit, Scope
+from service.streams.sse import encode_sse, sse_response
+
+router = APIRouter(prefix="/v1", tags=["query"])
+
+
+def _result(hit: Hit) -> SearchResult:
+    return SearchResult(
+        document_id=hit.document_id, chunk_id=hit.chunk_id, title=hit.title, source=hit.source,
+        text=hit.text, start=hit.start, end=hit.end, score=hit.score, metadata=hit.metadata,
+    )
+
+
+@router.post("/search", response_model=SearchOut)
+async def search(body: SearchIn, runtime: RuntimeDep, tenant: TenantDep) -> SearchOut:
+    runtime.last_query_at = time.monotonic()
+    hits = await runtime.retriever.search(
+        Scope(tenant, body.collection), body.query, body.max_results, body.filters
+    )
+    return SearchOut(results=[_result(h) for h in hits])
+
+
+async def _events(
+    runtime: Runtime,
+    tenant: str,
+    question: str,
+    collection: str,
+    max_results: int | None,
+    filters: Filter | None,
+) -> AsyncIterator[AnswerEvent]:
+    started = time.perf_counter()
+    runtime.last_query_at = time.monotonic()
+    limit = max_results or runtime.settings.default_max_results
+    hits = await runtime.retriever.relevant(Scope(tenant, collection), question, limit, filters)
+    return answer_events(question, hits, runtime.answerer, started)
+
+
+async def _collect(events: AsyncIterator[AnswerEvent]) -> QueryOut:
+    sources: list[Source] = []
+    cited: set[int] = set()
+    async for event in events:
+        match event:
+            case SourcesEvent():
+                sources = event.sources
+            case CitationsEvent():
+                cited = set(event.cited)
+            case ErrorEvent():
+                raise ServiceError(event.message)
+            case DoneEvent():
+                return QueryOut(
+                    answer=event.answer,
+                    sources=[s.model_copy(update={"cited": s.n in cited}) for s in sources],
+                    tokens_used=event.tokens_used, latency_ms=round(event.latency_ms, 2),
+                    model=event.model,
+                )
+            case DeltaEvent():
+                pass
+    raise ServiceError("the answer ended without a result")
+
+
+@router.post("/query", response_model=QueryOut, responses={200: {"content": {"text/event-stream": {}}}})
+async def query(body: QueryIn, runtime: RuntimeDep, tenant: TenantDep) -> QueryOut | EventSourceResponse:
+    events = await _events(runtime, tenant, body.question, body.collection, body.max_results, body.filters)
+    if body.stream:
+        return sse_response(encode_sse(events), runtime.settings.sse_ping_interval_s)
+    return await _collect(events)
+
+
+@router.post("/stream", responses={200: {"content": {"text/event-stream": {}}}})
+async def stream(body: StreamIn, runtime: RuntimeDep, tenant: TenantDep) -> EventSourceResponse:
+    """Deltas as plain `data: {"text": ...}` messages; sources, usage and done as named events."""
+    events = await _events(runtime, tenant, body.question, body.collection, body.max_results, body.filters)
+    return sse_response(encode_sse(events, named_deltas=False), runtime.settings.sse_ping_interval_s)

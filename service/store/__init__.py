@@ -1,0 +1,1 @@
+"""Vector stores: one protocol (`base.VectorStore`), an embedded Qdrant Edge shard and a Qdrant server."""

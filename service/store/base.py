@@ -1,0 +1,145 @@
+"""The vector-store contract: every read and write is scoped to one tenant and collection."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from schemas.filters import Filter
+
+SPARSE_VECTOR = "bm25"
+DENSE_VECTOR = "dense"
+RRF_K = 60
+
+# Payload fields the store filters on; each gets a keyword payload index.
+INDEXED_FIELDS = ("tenant", "collection", "document_id", "version")
+
+_POINT_NAMESPACE = uuid.UUID("6f1c2b0e-3f7e-4d51-9a57-2c1e4b8f0a11")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose data an operation touches. There is no unscoped read or write."""
+
+    tenant: str
+    collection: str
+
+
+@dataclass(frozen=True, slots=True)
+class SparseVector:
+    indices: list[int]
+    values: list[float]
+
+
+def point_id(scope: Scope, document_id: str, version: str, chunk_index: int) -> str:
+    """Deterministic point id: the same document version and chunk always map to the same id."""
+    key = f"{scope.tenant}\x1f{scope.collection}\x1f{document_id}\x1f{version}\x1f{chunk_index}"
+    return str(uuid.uuid5(_POINT_NAMESPACE, key))
+
+
+@dataclass(slots=True)
+class ChunkPoint:
+    """One chunk to write: its text, exact span in the document, and its vectors."""
+
+    document_id: str
+    version: str
+    chunk_index: int
+    text: str
+    start: int
+    end: int
+    sparse: SparseVector
+    title: str | None = None
+    source: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    dense: list[float] | None = None
+
+
+@dataclass(slots=True)
+class Hit:
+    """One retrieved chunk."""
+
+    chunk_id: str
+    document_id: str
+    version: str
+    chunk_index: int
+    text: str
+    start: int
+    end: int
+    score: float
+    title: str | None
+    source: str | None
+    metadata: dict[str, Any]
+
+
+class VectorStore(Protocol):
+    """Synchronous store contract; callers run it off the event loop where it may block.
+
+    The store adds the tenant/collection filter itself. Writes are idempotent: upserting the
+    same points twice leaves one copy of each.
+    """
+
+    def upsert(self, scope: Scope, points: Sequence[ChunkPoint]) -> None: ...
+
+    def search(
+        self,
+        scope: Scope,
+        *,
+        sparse: SparseVector | None,
+        dense: Sequence[float] | None = None,
+        limit: int = 10,
+        filters: Filter | None = None,
+    ) -> list[Hit]:
+        """Top `limit` chunks; sparse and dense prefetches fused with RRF when both are given."""
+        ...
+
+    def delete_document(
+        self, scope: Scope, document_id: str, *, keep_version: str | None = None
+    ) -> None:
+        """Delete a document's chunks, all of them or all but those of `keep_version`."""
+        ...
+
+    def chunk_ids(self, scope: Scope, document_id: str | None = None) -> list[str]:
+        """Ids of every stored chunk in scope (of one document when given)."""
+        ...
+
+    def maintain(self) -> None:
+        """Background index maintenance (segment optimisation); never on a request path."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def chunk_payload(scope: Scope, point: ChunkPoint) -> dict[str, Any]:
+    """The payload both backends store for a chunk; `metadata` stays nested for filters."""
+    return {
+        "tenant": scope.tenant,
+        "collection": scope.collection,
+        "document_id": point.document_id,
+        "version": point.version,
+        "chunk_index": point.chunk_index,
+        "text": point.text,
+        "start": point.start,
+        "end": point.end,
+        "title": point.title,
+        "source": point.source,
+        "metadata": point.metadata,
+    }
+
+
+def hit_from_payload(chunk_id: str, score: float, payload: dict[str, Any]) -> Hit:
+    """A `Hit` from a stored payload (see `chunk_payload`)."""
+    return Hit(
+        chunk_id=chunk_id,
+        document_id=payload["document_id"],
+        version=payload["version"],
+        chunk_index=payload["chunk_index"],
+        text=payload["text"],
+        start=payload["start"],
+        end=payload["end"],
+        score=score,
+        title=payload.get("title"),
+        source=payload.get("source"),
+        metadata=payload.get("metadata") or {},
+    )

@@ -1,0 +1,168 @@
+"""Embedded Qdrant Edge store: one shard directory holds every tenant and collection.
+
+Every EdgeShard call (query, update, optimize) holds the GIL for its whole run, so calls never
+overlap and threads give no parallelism; the shard's own locks keep concurrent use from several
+threads correct, so the store adds none. Upserts are cut into batches so that other threads (and
+the event loop) get the GIL back between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import qdrant_edge as qe
+
+from schemas.filters import Filter
+from service.store import base
+from service.store.base import ChunkPoint, Hit, Scope, SparseVector
+from service.store.filters import edge_filter
+
+_CONFIG_FILE = "edge_config.json"  # written by EdgeShard.create: its presence means "load"
+_UPSERT_BATCH = 256
+_SCROLL_PAGE = 1024
+_MIN_PREFETCH = 50
+# The stubs type `query` as `Fusion`, but the runtime wants the `Fusion.Rrf` instance (k required).
+_RRF = cast(qe.Fusion, qe.Fusion.Rrf(k=base.RRF_K))
+
+
+def _config(dense_dim: int | None) -> qe.EdgeConfig:
+    dense = (
+        {base.DENSE_VECTOR: qe.EdgeVectorParams(size=dense_dim, distance=qe.Distance.Cosine)}
+        if dense_dim is not None
+        else None
+    )
+    return qe.EdgeConfig(
+        vectors=dense,
+        sparse_vectors={base.SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+    )
+
+
+class EdgeStore:
+    """`VectorStore` on an embedded Qdrant Edge shard at `path` (one process per directory)."""
+
+    def __init__(self, path: Path, dense_dim: int | None = None) -> None:
+        if dense_dim is not None and dense_dim <= 0:
+            raise ValueError(f"dense_dim must be positive, got {dense_dim}")
+        self._dense_dim = dense_dim
+        config = _config(dense_dim)
+        if (path / _CONFIG_FILE).exists():
+            # Passing the config makes Edge check it against the stored segments: a different
+            # dense_dim fails here instead of on the first write.
+            self._shard = qe.EdgeShard.load(str(path), config)
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            self._shard = qe.EdgeShard.create(str(path), config)
+        existing = self._shard.info().payload_schema
+        for name in base.INDEXED_FIELDS:
+            if name not in existing:
+                params = qe.KeywordIndexParams(is_tenant=name == "tenant")
+                self._shard.update(qe.UpdateOperation.create_field_index(name, params))
+
+    def upsert(self, scope: Scope, points: Sequence[ChunkPoint]) -> None:
+        for start in range(0, len(points), _UPSERT_BATCH):
+            batch = [self._point(scope, p) for p in points[start : start + _UPSERT_BATCH]]
+            self._shard.update(qe.UpdateOperation.upsert_points(batch))
+
+    def search(
+        self,
+        scope: Scope,
+        *,
+        sparse: SparseVector | None,
+        dense: Sequence[float] | None = None,
+        limit: int = 10,
+        filters: Filter | None = None,
+    ) -> list[Hit]:
+        """Top `limit` chunks; sparse and dense prefetches fused with RRF when both are given."""
+        legs = [
+            leg
+            for leg in (self._sparse_query(scope, sparse), self._dense_query(dense))
+            if leg is not None
+        ]
+        if limit <= 0 or not legs:
+            return []
+        flt = edge_filter(scope, filters=filters)
+        if len(legs) == 1:
+            query, params = legs[0]
+            request = qe.QueryRequest(
+                limit=limit, query=query, params=params, filter=flt, with_payload=True
+            )
+        else:
+            depth = max(limit * 4, _MIN_PREFETCH)
+            request = qe.QueryRequest(
+                limit=limit,
+                prefetches=[
+                    qe.Prefetch(limit=depth, query=query, params=params, filter=flt)
+                    for query, params in legs
+                ],
+                query=_RRF,
+                filter=flt,
+                with_payload=True,
+            )
+        return [
+            base.hit_from_payload(str(p.id), p.score, p.payload or {})
+            for p in self._shard.query(request)
+        ]
+
+    def delete_document(
+        self, scope: Scope, document_id: str, *, keep_version: str | None = None
+    ) -> None:
+        """Delete a document's chunks, all of them or all but those of `keep_version`."""
+        flt = edge_filter(scope, document_id=document_id, exclude_version=keep_version)
+        self._shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+
+    def chunk_ids(self, scope: Scope, document_id: str | None = None) -> list[str]:
+        """Ids of every stored chunk in scope (of one document when given)."""
+        flt = edge_filter(scope, document_id=document_id)
+        ids: list[str] = []
+        offset: Any = None
+        while True:
+            request = qe.ScrollRequest(offset=offset, limit=_SCROLL_PAGE, filter=flt)
+            records, offset = self._shard.scroll(request)
+            ids.extend(str(r.id) for r in records)
+            if offset is None:
+                return ids
+
+    def maintain(self) -> None:
+        """Merge and index segments. Blocks the whole process (GIL) while it runs."""
+        self._shard.optimize()
+
+    def close(self) -> None:
+        self._shard.close()
+
+    def _point(self, scope: Scope, p: ChunkPoint) -> qe.Point:
+        vectors: dict[str, Any] = {
+            base.SPARSE_VECTOR: qe.SparseVector(list(p.sparse.indices), list(p.sparse.values))
+        }
+        if p.dense is not None:
+            vectors[base.DENSE_VECTOR] = self._check_dense(p.dense)
+        pid = base.point_id(scope, p.document_id, p.version, p.chunk_index)
+        return qe.Point(pid, vectors, base.chunk_payload(scope, p))
+
+    def _sparse_query(
+        self, scope: Scope, sparse: SparseVector | None
+    ) -> tuple[qe.Query, qe.SearchParams | None] | None:
+        if sparse is None or not sparse.indices:
+            return None
+        vector = qe.SparseVector(list(sparse.indices), list(sparse.values))
+        # IDF over this tenant's collection only: other tenants' documents must not change
+        # this one's rankings (nor leak through its scores).
+        idf = qe.IdfParams(corpus=edge_filter(scope))
+        return qe.Query.Nearest(vector, using=base.SPARSE_VECTOR), qe.SearchParams(idf=idf)
+
+    def _dense_query(
+        self, dense: Sequence[float] | None
+    ) -> tuple[qe.Query, qe.SearchParams | None] | None:
+        if dense is None:
+            return None
+        return qe.Query.Nearest(self._check_dense(dense), using=base.DENSE_VECTOR), None
+
+    def _check_dense(self, dense: Sequence[float]) -> list[float]:
+        if self._dense_dim is None:
+            raise ValueError("this store has no dense vector (dense_dim is None)")
+        if len(dense) != self._dense_dim:
+            raise ValueError(
+                f"dense vector has {len(dense)} dimensions, expected {self._dense_dim}"
+            )
+        return list(dense)

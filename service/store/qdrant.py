@@ -1,0 +1,192 @@
+"""Qdrant server store (qdrant-client, sync); `":memory:"` runs qdrant-client's local mode.
+
+Local mode is pure Python, slow and unindexed: fine for contract tests, not for data. It is not
+thread-safe either, so the store serialises calls in that mode; the HTTP client needs no lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+
+from schemas.filters import Filter
+from service.store import base
+from service.store.base import ChunkPoint, Hit, Scope, SparseVector
+from service.store.filters import qdrant_filter
+
+_LOCAL = ":memory:"
+_UPSERT_BATCH = 256
+_SCROLL_PAGE = 1024
+_MIN_PREFETCH = 50
+
+
+class QdrantStore:
+    """`VectorStore` on one physical Qdrant collection shared by every tenant and collection.
+
+    Scoped IDF needs Qdrant server >= 1.19 (`params.idf.corpus`).
+    """
+
+    def __init__(
+        self,
+        url_or_location: str,
+        dense_dim: int | None = None,
+        collection_name: str = "citeline_chunks",
+        api_key: str | None = None,
+    ) -> None:
+        if dense_dim is not None and dense_dim <= 0:
+            raise ValueError(f"dense_dim must be positive, got {dense_dim}")
+        self._local = url_or_location == _LOCAL
+        self._client = QdrantClient(location=url_or_location, api_key=api_key)
+        self._name = collection_name
+        self._dense_dim = dense_dim
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self._local else contextlib.nullcontext()
+        )
+        self._ensure_collection()
+
+    def _ensure_collection(self) -> None:
+        if self._client.collection_exists(self._name):
+            self._check_existing()
+            return
+        dense = (
+            {base.DENSE_VECTOR: qm.VectorParams(size=self._dense_dim, distance=qm.Distance.COSINE)}
+            if self._dense_dim is not None
+            else {}
+        )
+        self._client.create_collection(
+            self._name,
+            vectors_config=dense,
+            sparse_vectors_config={
+                base.SPARSE_VECTOR: qm.SparseVectorParams(modifier=qm.Modifier.IDF)
+            },
+        )
+        if self._local:
+            return  # local mode ignores payload indexes and warns about each one
+        for name in base.INDEXED_FIELDS:
+            schema: qm.PayloadSchemaType | qm.KeywordIndexParams = (
+                qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True)
+                if name == "tenant"
+                else qm.PayloadSchemaType.KEYWORD
+            )
+            self._client.create_payload_index(self._name, name, field_schema=schema, wait=True)
+
+    def _check_existing(self) -> None:
+        params = self._client.get_collection(self._name).config.params
+        vectors = params.vectors if isinstance(params.vectors, dict) else {}
+        size = vectors[base.DENSE_VECTOR].size if base.DENSE_VECTOR in vectors else None
+        if size != self._dense_dim:
+            raise ValueError(
+                f"collection {self._name!r} has dense size {size}, not {self._dense_dim}"
+            )
+        if base.SPARSE_VECTOR not in (params.sparse_vectors or {}):
+            raise ValueError(f"collection {self._name!r} has no {base.SPARSE_VECTOR!r} vector")
+
+    def upsert(self, scope: Scope, points: Sequence[ChunkPoint]) -> None:
+        for start in range(0, len(points), _UPSERT_BATCH):
+            batch = [self._point(scope, p) for p in points[start : start + _UPSERT_BATCH]]
+            with self._lock:
+                self._client.upsert(self._name, points=batch, wait=True)
+
+    def search(
+        self,
+        scope: Scope,
+        *,
+        sparse: SparseVector | None,
+        dense: Sequence[float] | None = None,
+        limit: int = 10,
+        filters: Filter | None = None,
+    ) -> list[Hit]:
+        """Top `limit` chunks; sparse and dense prefetches fused with RRF when both are given."""
+        legs = [
+            leg
+            for leg in (self._sparse_leg(scope, sparse), self._dense_leg(dense))
+            if leg is not None
+        ]
+        if limit <= 0 or not legs:
+            return []
+        flt = qdrant_filter(scope, filters=filters)
+        if len(legs) == 1:
+            query, using, params = legs[0]
+            kwargs: dict[str, Any] = {"query": query, "using": using, "search_params": params}
+        else:
+            depth = max(limit * 4, _MIN_PREFETCH)
+            prefetch = [
+                qm.Prefetch(query=query, using=using, params=params, filter=flt, limit=depth)
+                for query, using, params in legs
+            ]
+            kwargs = {"prefetch": prefetch, "query": qm.RrfQuery(rrf=qm.Rrf(k=base.RRF_K))}
+        with self._lock:
+            response = self._client.query_points(
+                self._name, query_filter=flt, limit=limit, with_payload=True, **kwargs
+            )
+        return [base.hit_from_payload(str(p.id), p.score, p.payload or {}) for p in response.points]
+
+    def delete_document(
+        self, scope: Scope, document_id: str, *, keep_version: str | None = None
+    ) -> None:
+        """Delete a document's chunks, all of them or all but those of `keep_version`."""
+        flt = qdrant_filter(scope, document_id=document_id, exclude_version=keep_version)
+        with self._lock:
+            self._client.delete(
+                self._name, points_selector=qm.FilterSelector(filter=flt), wait=True
+            )
+
+    def chunk_ids(self, scope: Scope, document_id: str | None = None) -> list[str]:
+        """Ids of every stored chunk in scope (of one document when given)."""
+        flt = qdrant_filter(scope, document_id=document_id)
+        ids: list[str] = []
+        offset: qm.ExtendedPointId | None = None
+        while True:
+            with self._lock:
+                records, offset = self._client.scroll(
+                    self._name, scroll_filter=flt, limit=_SCROLL_PAGE, offset=offset
+                )
+            ids.extend(str(r.id) for r in records)
+            if offset is None:
+                return ids
+
+    def maintain(self) -> None:
+        """Nothing to do: the server runs its own optimisers."""
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _point(self, scope: Scope, p: ChunkPoint) -> qm.PointStruct:
+        vectors: dict[str, Any] = {
+            base.SPARSE_VECTOR: qm.SparseVector(indices=p.sparse.indices, values=p.sparse.values)
+        }
+        if p.dense is not None:
+            vectors[base.DENSE_VECTOR] = self._check_dense(p.dense)
+        pid = base.point_id(scope, p.document_id, p.version, p.chunk_index)
+        return qm.PointStruct(id=pid, vector=vectors, payload=base.chunk_payload(scope, p))
+
+    def _sparse_leg(
+        self, scope: Scope, sparse: SparseVector | None
+    ) -> tuple[Any, str, qm.SearchParams | None] | None:
+        if sparse is None or not sparse.indices:
+            return None
+        vector = qm.SparseVector(indices=sparse.indices, values=sparse.values)
+        # IDF over this tenant's collection only, as in EdgeStore.
+        idf = qm.IdfCorpusParams(corpus=qdrant_filter(scope))
+        return vector, base.SPARSE_VECTOR, qm.SearchParams(idf=idf)
+
+    def _dense_leg(
+        self, dense: Sequence[float] | None
+    ) -> tuple[Any, str, qm.SearchParams | None] | None:
+        if dense is None:
+            return None
+        return self._check_dense(dense), base.DENSE_VECTOR, None
+
+    def _check_dense(self, dense: Sequence[float]) -> list[float]:
+        if self._dense_dim is None:
+            raise ValueError("this store has no dense vector (dense_dim is None)")
+        if len(dense) != self._dense_dim:
+            raise ValueError(
+                f"dense vector has {len(dense)} dimensions, expected {self._dense_dim}"
+            )
+        return list(dense)

@@ -1,0 +1,81 @@
+"""The service's own SSE format (PROTOCOLS.md §1 and §5) over answer events."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from service.answering import (
+    AnswerEvent,
+    CitationsEvent,
+    DeltaEvent,
+    DoneEvent,
+    ErrorEvent,
+    SourcesEvent,
+    UsageEvent,
+)
+
+log = logging.getLogger("citeline.sse")
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _json(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def event_payload(event: AnswerEvent) -> tuple[str, dict[str, Any]]:
+    """The SSE event name and JSON body of one answer event."""
+    match event:
+        case SourcesEvent(sources):
+            return "sources", {"sources": [s.model_dump(mode="json") for s in sources]}
+        case DeltaEvent(text):
+            return "delta", {"text": text}
+        case CitationsEvent(cited):
+            return "citations", {"cited": cited}
+        case UsageEvent():
+            return "usage", {
+                "prompt_tokens": event.prompt_tokens,
+                "completion_tokens": event.completion_tokens,
+                "total_tokens": event.total_tokens,
+            }
+        case DoneEvent():
+            return "done", {
+                "answer": event.answer, "model": event.model,
+                "latency_ms": round(event.latency_ms, 2), "tokens_used": event.tokens_used,
+            }
+        case ErrorEvent(message, status):
+            return "error", {"message": message, "status": status}
+    raise TypeError(f"unknown event {event!r}")
+
+
+async def encode_sse(
+    events: AsyncIterator[AnswerEvent], *, named_deltas: bool = True
+) -> AsyncIterator[ServerSentEvent]:
+    """Named events with ids; deltas unnamed when `named_deltas` is false (for `onmessage`)."""
+    seq = 0
+    try:
+        async for event in events:
+            name, body = event_payload(event)
+            seq += 1
+            unnamed = name == "delta" and not named_deltas
+            yield ServerSentEvent(_json(body), event=None if unnamed else name, id=str(seq))
+    except Exception as exc:  # noqa: BLE001 - after the headers went out, an error is an event
+        log.exception("stream.failed")
+        seq += 1
+        _, body = event_payload(ErrorEvent(f"the answer stream failed: {type(exc).__name__}"))
+        yield ServerSentEvent(_json(body), event="error", id=str(seq))
+    yield ServerSentEvent("[DONE]")
+
+
+def sse_response(stream: AsyncIterator[ServerSentEvent], ping_s: float) -> EventSourceResponse:
+    return EventSourceResponse(
+        stream,
+        headers=SSE_HEADERS,
+        ping=ping_s,
+        ping_message_factory=lambda: ServerSentEvent(comment="ping"),
+    )

@@ -1,0 +1,117 @@
+"""Fixtures shared by every test: a live citeline server on loopback over a temporary data dir."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from service.app import create_app
+from service.config import Settings
+from service.runtime import Runtime
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.01) -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: Settings
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.server.config.app.state.runtime  # type: ignore[attr-defined]
+        return runtime
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+    def wait_job(self, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        with self.client() as c:
+
+            def finished() -> dict[str, Any] | None:
+                job: dict[str, Any] = c.get(f"/v1/jobs/{job_id}").json()
+                return job if job["status"] in ("completed", "failed") else None
+
+            result: dict[str, Any] = wait_until(finished, timeout)
+            return result
+
+    def index(self, **doc: Any) -> dict[str, Any]:
+        """POST one document and wait until its job completes."""
+        with self.client() as c:
+            r = c.post("/v1/documents", json=doc)
+            assert r.status_code == 202, r.text
+            job = self.wait_job(r.json()["job_id"])
+            assert job["status"] == "completed", job
+            return dict(r.json())
+
+    def run_on_loop(self, coro: Any) -> Any:
+        """Run a coroutine on the server's own event loop (for store/registry checks)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.runtime.loop).result(30)
+
+
+def start_server(settings: Settings) -> LiveServer:
+    app = create_app(settings)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="citeline-test-server", daemon=True)
+    thread.start()
+    wait_until(lambda: server.started or not thread.is_alive(), timeout=60)
+    assert server.started, "server failed to start"
+    return LiveServer(f"http://127.0.0.1:{port}", settings, server, thread)
+
+
+def stop_server(live: LiveServer) -> None:
+    live.server.should_exit = True
+    live.thread.join(timeout=30)
+    assert not live.thread.is_alive(), "server did not stop"
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Any]:
+    started: list[LiveServer] = []
+
+    def make(**overrides: Any) -> LiveServer:
+        overrides.setdefault("data_dir", tmp_path / f"data{len(started)}")
+        live = start_server(Settings(**overrides))
+        started.append(live)
+        return live
+
+    yield make
+    for live in started:
+        if live.thread.is_alive():
+            stop_server(live)
+
+
+@pytest.fixture
+def server(make_server: Any) -> LiveServer:
+    live: LiveServer = make_server()
+    return live
