@@ -92,6 +92,7 @@ class Pipeline:
                 rows.append(self._jobs.get_nowait())
             chunked = await asyncio.to_thread(_chunk_all, rows)
             totals: dict[str, int] = {}
+            empty: list[_Job] = []
             for row, chunks_or_error in chunked:
                 job = _Job(row)
                 if isinstance(chunks_or_error, str):
@@ -99,9 +100,10 @@ class Pipeline:
                     continue
                 job.total = totals[row.job_id] = len(chunks_or_error)
                 if not chunks_or_error:
-                    await self._finish(job)
+                    empty.append(job)
                 pending.extend((job, c) for c in chunks_or_error)
             await self.registry.progress("embedding", {}, totals)
+            await self._finish(empty)
             while len(pending) >= self.batch_size:
                 await self._to_embed.put(_Batch(pending[: self.batch_size]))
                 pending = pending[self.batch_size :]
@@ -203,14 +205,16 @@ class Pipeline:
             await self.registry.progress(
                 "upserting", {j.row.job_id: j.done for j in touched if j.done < j.total}, {}
             )
-            for job in touched:
-                if job.done == job.total:
-                    await self._finish(job)
+            await self._finish([job for job in touched if job.done == job.total])
 
-    async def _finish(self, job: _Job) -> None:
-        outcome = await self.registry.finish(job.row, job.total)
-        await self._delete_other_versions(job, outcome.keep_version)
-        await self.on_settled(job.row)
+    async def _finish(self, jobs: list[_Job]) -> None:
+        if not jobs:
+            return
+        outcomes = await self.registry.finish([(job.row, job.total) for job in jobs])
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if outcome.needs_cleanup:
+                await self._delete_other_versions(job, outcome.keep_version)
+            await self.on_settled(job.row)
 
     async def _fail(self, job: _Job, error: str) -> None:
         if job.failed:

@@ -55,6 +55,7 @@ class Finalized:
 
     activated: bool
     keep_version: str | None
+    needs_cleanup: bool  # False only when no other version of the document was ever written
 
 
 def content_version(doc: NewDocument) -> str:
@@ -98,7 +99,9 @@ class Registry:
         db = sqlite3.connect(self._path, check_same_thread=False)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # a 202 means the job survives power loss
+        # Worker-side updates can be replayed (a rerun job rewrites the same points), so they
+        # only need to survive a process crash; `accept` switches to FULL for its commit.
+        db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(SCHEMA)
         self._db = db
         for row in db.execute(
@@ -139,10 +142,12 @@ class Registry:
 
     def _accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
         now = time.time()
-        out: list[Accepted] = []
-        with self.db:
-            for doc in docs:
-                out.append(self._accept_one(doc, now))
+        self.db.execute("PRAGMA synchronous=FULL")  # a 202 means the job survives power loss
+        try:
+            with self.db:
+                out = [self._accept_one(doc, now) for doc in docs]
+        finally:
+            self.db.execute("PRAGMA synchronous=NORMAL")
         return out
 
     def _accept_one(self, doc: NewDocument, now: float) -> Accepted:
@@ -297,37 +302,47 @@ class Registry:
                     "UPDATE jobs SET chunks_done=?, stage=? WHERE job_id=?", (n, stage, job_id)
                 )
 
-    async def finish(self, job: JobRow, chunks: int) -> Finalized:
-        """Make the job's version live if it is still the document's latest; else retire it."""
-        return await self._call(self._finish, job, chunks)
+    async def finish(self, jobs: Sequence[tuple[JobRow, int]]) -> list[Finalized]:
+        """Make each job's version live if it is still its document's latest; else retire it."""
+        return await self._call(self._finish, jobs)
 
-    def _finish(self, job: JobRow, chunks: int) -> Finalized:
-        db, now = self.db, time.time()
-        scope = Scope(job.tenant, job.collection)
-        with db:
-            doc = db.execute(
-                "SELECT latest_job, latest_version, active_version, deleted FROM documents"
-                " WHERE tenant=? AND collection=? AND document_id=?",
-                (job.tenant, job.collection, job.document_id),
-            ).fetchone()
-            current = doc is not None and not doc["deleted"] and doc["latest_job"] == job.job_id
-            if current:
-                db.execute(
-                    "UPDATE documents SET active_version=?, chunks=?, updated_at=?"
-                    " WHERE tenant=? AND collection=? AND document_id=?",
-                    (job.version, chunks, now, job.tenant, job.collection, job.document_id),
-                )
-            superseded = None if current or doc is None or doc["deleted"] else doc["latest_version"]
-            db.execute(
-                "UPDATE jobs SET status='completed', stage='done', chunks_done=?, chunks_total=?,"
-                " finished_at=?, superseded_by=? WHERE job_id=?",
-                (chunks, chunks, now, superseded, job.job_id),
-            )
-        if current:
-            self.active.setdefault(scope, {})[job.document_id] = job.version
-            return Finalized(True, job.version)
+    def _finish(self, jobs: Sequence[tuple[JobRow, int]]) -> list[Finalized]:
+        with self.db:
+            outcomes = [self._finish_one(job, chunks, time.time()) for job, chunks in jobs]
+        for (job, _), outcome in zip(jobs, outcomes, strict=True):
+            if outcome.activated:
+                self.active.setdefault(Scope(job.tenant, job.collection), {})[job.document_id] = job.version
+        return outcomes
+
+    def _finish_one(self, job: JobRow, chunks: int, now: float) -> Finalized:
+        db, key = self.db, (job.tenant, job.collection, job.document_id)
+        doc = db.execute(
+            "SELECT latest_job, latest_version, active_version, deleted FROM documents"
+            " WHERE tenant=? AND collection=? AND document_id=?",
+            key,
+        ).fetchone()
         alive = doc is not None and not doc["deleted"]
-        return Finalized(False, doc["active_version"] if alive else None)
+        current = alive and doc["latest_job"] == job.job_id
+        superseded = doc["latest_version"] if alive and not current else None
+        db.execute(
+            "UPDATE jobs SET status='completed', stage='done', chunks_done=?, chunks_total=?,"
+            " finished_at=?, superseded_by=? WHERE job_id=?",
+            (chunks, chunks, now, superseded, job.job_id),
+        )
+        # Stale chunks can exist only if some other job of this document ever ran.
+        others = db.execute(
+            "SELECT 1 FROM jobs WHERE tenant=? AND collection=? AND document_id=? AND job_id != ?"
+            " LIMIT 1",
+            (*key, job.job_id),
+        ).fetchone()
+        if not current:
+            return Finalized(False, doc["active_version"] if alive else None, True)
+        db.execute(
+            "UPDATE documents SET active_version=?, chunks=?, updated_at=?"
+            " WHERE tenant=? AND collection=? AND document_id=?",
+            (job.version, chunks, now, *key),
+        )
+        return Finalized(True, job.version, others is not None)
 
     async def fail(self, job: JobRow, error: str) -> str | None:
         """Record a failure; returns the version whose chunks must stay (None: keep none)."""

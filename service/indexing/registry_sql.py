@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     overlap_tokens INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_document ON jobs (tenant, collection, document_id);
 """
 
 

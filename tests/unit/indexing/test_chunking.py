@@ -186,6 +186,16 @@ def test_crlf_and_non_bmp_offsets_are_exact() -> None:
     assert len(chunks) > 3
 
 
+def test_character_table_agrees_with_str_isspace() -> None:
+    from service.indexing.chunking import _CLASS, _SPACE
+
+    assert [c for c in range(0x10000) if _CLASS[c] & _SPACE] == [
+        c for c in range(0x10000) if chr(c).isspace()
+    ]
+    # Code points above the table all read as U+FFFF: none may be whitespace.
+    assert not _CLASS[0xFFFF] and not any(chr(c).isspace() for c in range(0x10000, 0x110000))
+
+
 def test_blank_text() -> None:
     assert chunk_text("") == []
     assert chunk_text(" \r\n\t\u3000\u2029 ") == []

@@ -1,0 +1,1 @@
+"""Benchmarks and retrieval-quality evaluation: `make bench` (run.py) and `make eval` (eval.py)."""
