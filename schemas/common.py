@@ -8,7 +8,9 @@ from pydantic import AfterValidator, Field
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-.:]{0,127}$"
 
-DocumentId = Annotated[str, Field(pattern=ID_PATTERN, description="1–128 chars: letters, digits, _-.:")]
+DocumentId = Annotated[
+    str, Field(pattern=ID_PATTERN, description="1–128 chars: letters, digits, _-.:")
+]
 CollectionName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")]
 Title = Annotated[str, Field(max_length=1024)]
 SourceRef = Annotated[str, Field(max_length=2048)]

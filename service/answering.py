@@ -68,8 +68,17 @@ AnswerEvent = SourcesEvent | DeltaEvent | CitationsEvent | UsageEvent | DoneEven
 def to_sources(hits: Sequence[Hit]) -> list[Source]:
     return [
         Source(
-            n=n, document_id=h.document_id, chunk_id=h.chunk_id, title=h.title, source=h.source,
-            text=h.text, start=h.start, end=h.end, score=h.score, metadata=h.metadata, cited=False,
+            n=n,
+            document_id=h.document_id,
+            chunk_id=h.chunk_id,
+            title=h.title,
+            source=h.source,
+            text=h.text,
+            start=h.start,
+            end=h.end,
+            score=h.score,
+            metadata=h.metadata,
+            cited=False,
         )
         for n, h in enumerate(hits, start=1)
     ]
@@ -152,4 +161,6 @@ async def answer_events(
     yield CitationsEvent(cited)
     usage = UsageEvent(prompt_tokens=0, completion_tokens=count_tokens(answer) if sources else 0)
     yield usage
-    yield DoneEvent(answer, answerer.model, (time.perf_counter() - started) * 1000, usage.total_tokens)
+    yield DoneEvent(
+        answer, answerer.model, (time.perf_counter() - started) * 1000, usage.total_tokens
+    )

@@ -100,9 +100,7 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = _validation_errors(exc)
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(p for p in first["loc"] if p != "body") or "body"
-        return problem(
-            422, f"{where}: {first['msg']}", instance=request.url.path, errors=errors
-        )
+        return problem(422, f"{where}: {first['msg']}", instance=request.url.path, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -36,7 +36,9 @@ class BodySizeLimit:
             chunks.append(body)
             if not message.get("more_body", False):
                 break
-        buffered: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+        buffered: list[Message] = [
+            {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        ]
 
         async def replay() -> Message:
             return buffered.pop() if buffered else await receive()

@@ -29,7 +29,9 @@ def build_store(settings: Settings) -> VectorStore:
         from service.store.qdrant import QdrantStore
 
         return QdrantStore(
-            settings.qdrant_url, dense_dim=dim, collection_name=settings.qdrant_collection,
+            settings.qdrant_url,
+            dense_dim=dim,
+            collection_name=settings.qdrant_collection,
             api_key=settings.qdrant_api_key,
         )
     from service.store.edge import EdgeStore
@@ -42,9 +44,12 @@ def build_dense(settings: Settings) -> DenseEmbedder | None:
         return None
     assert settings.embedding_model and settings.embedding_base_url
     return OpenAIEmbedder(
-        base_url=settings.embedding_base_url, api_key=settings.embedding_api_key,
-        model=settings.embedding_model, dimension=settings.embedding_dimension,
-        timeout=settings.embedding_timeout_s, max_retries=settings.embedding_max_retries,
+        base_url=settings.embedding_base_url,
+        api_key=settings.embedding_api_key,
+        model=settings.embedding_model,
+        dimension=settings.embedding_dimension,
+        timeout=settings.embedding_timeout_s,
+        max_retries=settings.embedding_max_retries,
     )
 
 
@@ -71,12 +76,20 @@ class Runtime:
         sparse = Bm25Encoder(avg_len=settings.bm25_avg_len)
         dense = build_dense(settings)
         pipeline = Pipeline(
-            registry=registry, store=store, sparse=sparse, dense=dense,
-            batch_size=settings.embed_batch_size, queue_size=settings.pipeline_queue_size,
+            registry=registry,
+            store=store,
+            sparse=sparse,
+            dense=dense,
+            batch_size=settings.embed_batch_size,
+            queue_size=settings.pipeline_queue_size,
         )
         queue = EmbeddedQueue(registry, pipeline, max_inflight=settings.max_inflight_jobs)
         runtime = cls(
-            settings=settings, registry=registry, store=store, sparse=sparse, dense=dense,
+            settings=settings,
+            registry=registry,
+            store=store,
+            sparse=sparse,
+            dense=dense,
             queue=queue,
             retriever=Retriever(store, sparse, dense, registry, settings.min_relevance),
             answerer=ExtractiveAnswerer(sparse, max_tokens=settings.answer_max_tokens),

@@ -22,8 +22,6 @@ from service.store.base import ChunkPoint, Scope, VectorStore
 
 log = logging.getLogger("citeline.pipeline")
 
-_DONE = None  # end-of-stream marker on the queues
-
 
 @dataclass(eq=False, slots=True)
 class _Job:
@@ -61,9 +59,9 @@ class Pipeline:
         self.on_settled: Callable[[JobRow], Awaitable[None]] = _ignore
         self.batch_size = batch_size
         self.retry_budget_s = retry_budget_s
-        self._jobs: asyncio.Queue[JobRow | None] = asyncio.Queue(maxsize=batch_size)
-        self._to_embed: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=queue_size)
-        self._to_store: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=queue_size)
+        self._jobs: asyncio.Queue[JobRow] = asyncio.Queue(maxsize=batch_size)
+        self._to_embed: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=queue_size)
+        self._to_store: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=queue_size)
         self._tasks: list[asyncio.Task[None]] = []
         # Upserts and clean-up deletes of the same document must not interleave.
         self._store_lock = asyncio.Lock()
@@ -115,23 +113,30 @@ class Pipeline:
     async def _embed_stage(self) -> None:
         while True:
             batch = await self._to_embed.get()
-            assert batch is not None
             batch.items = [(j, c) for j, c in batch.items if not j.failed]
             if not batch.items:
                 continue
-            texts = [c.text for _, c in batch.items]
-            sparse = await asyncio.to_thread(self.sparse.encode_documents, texts)
-            dense: Sequence[list[float] | None] = [None] * len(texts)
+            dense: Sequence[list[float] | None] = [None] * len(batch.items)
             if self.dense is not None:
-                embedded = await self._embed_dense(batch)
+                embedded = await self._embed_dense(batch)  # may drop refused documents
                 if embedded is None:
                     continue
                 dense = embedded
+            texts = [c.text for _, c in batch.items]
+            sparse = await asyncio.to_thread(self.sparse.encode_documents, texts)
             batch.points = [
                 ChunkPoint(
-                    document_id=j.row.document_id, version=j.row.version, chunk_index=c.index,
-                    text=c.text, start=c.start, end=c.end, sparse=s, title=j.row.title,
-                    source=j.row.source, metadata=j.row.metadata, dense=d,
+                    document_id=j.row.document_id,
+                    version=j.row.version,
+                    chunk_index=c.index,
+                    text=c.text,
+                    start=c.start,
+                    end=c.end,
+                    sparse=s,
+                    title=j.row.title,
+                    source=j.row.source,
+                    metadata=j.row.metadata,
+                    dense=d,
                 )
                 for (j, c), s, d in zip(batch.items, sparse, dense, strict=True)
             ]
@@ -139,41 +144,37 @@ class Pipeline:
 
     async def _embed_dense(self, batch: _Batch) -> list[list[float] | None] | None:
         """Dense vectors for the batch; jobs whose input the provider refuses are failed alone."""
-        assert self.dense is not None
-        texts = [c.text for _, c in batch.items]
+        jobs = list(dict.fromkeys(j for j, _ in batch.items))
         try:
-            return list(await self._with_retries(lambda: self.dense.embed_documents(texts)))  # type: ignore[union-attr]
+            return list(await self._embed([c.text for _, c in batch.items]))
+        except TransientEmbeddingError as exc:
+            for job in jobs:
+                await self._fail(job, f"embedding failed after retries: {exc}")
+            return None
         except PermanentEmbeddingError as exc:
-            jobs = list(dict.fromkeys(j for j, _ in batch.items))
             if len(jobs) == 1:
                 await self._fail(jobs[0], f"embedding failed: {exc}")
                 return None
-        except TransientEmbeddingError as exc:
-            for job in dict.fromkeys(j for j, _ in batch.items):
-                await self._fail(job, f"embedding failed after retries: {exc}")
-            return None
         # Several documents share the batch and one of them was refused: find which, one by one.
-        vectors: list[list[float] | None] = []
-        for job in dict.fromkeys(j for j, _ in batch.items):
-            own = [c.text for j, c in batch.items if j is job]
+        vectors: dict[_Job, list[list[float]]] = {}
+        for job in jobs:
             try:
-                vectors.extend(await self._with_retries(lambda own=own: self.dense.embed_documents(own)))  # type: ignore[misc,union-attr]
+                vectors[job] = await self._embed([c.text for j, c in batch.items if j is job])
             except (PermanentEmbeddingError, TransientEmbeddingError) as exc:
                 await self._fail(job, f"embedding failed: {exc}")
-                vectors.extend([None] * len(own))
-        batch.items = [(j, c) for (j, c), v in zip(batch.items, vectors, strict=True) if v is not None]
-        return [v for v in vectors if v is not None] if batch.items else None
+        batch.items = [(j, c) for j, c in batch.items if j in vectors]
+        flat: list[list[float] | None] = [v for job in vectors for v in vectors[job]]
+        return flat or None
 
-    async def _with_retries(
-        self, call: Callable[[], Awaitable[list[list[float]]]]
-    ) -> list[list[float]]:
+    async def _embed(self, texts: list[str]) -> list[list[float]]:
         """Retry transient failures with exponential backoff and jitter, inside a time budget."""
+        assert self.dense is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_budget_s
         delay = 0.5
         while True:
             try:
-                return await call()
+                return await self.dense.embed_documents(texts)
             except TransientEmbeddingError as exc:
                 wait = max(exc.retry_after or 0.0, delay * random.uniform(0.5, 1.5))
                 if loop.time() + wait > deadline:
@@ -186,15 +187,18 @@ class Pipeline:
     async def _store_stage(self) -> None:
         while True:
             batch = await self._to_store.get()
-            assert batch is not None
-            live = [(item, p) for item, p in zip(batch.items, batch.points, strict=True) if not item[0].failed]
+            live = [
+                (item, p)
+                for item, p in zip(batch.items, batch.points, strict=True)
+                if not item[0].failed
+            ]
             by_scope: dict[Scope, list[ChunkPoint]] = {}
             for (job, _), point in live:
                 by_scope.setdefault(job.scope, []).append(point)
             try:
                 async with self._store_lock:
                     await asyncio.to_thread(_upsert_all, self.store, by_scope)
-            except Exception as exc:  # noqa: BLE001 - a store fault fails these jobs, never the stage
+            except Exception as exc:
                 for job in dict.fromkeys(j for (j, _), _p in live):
                     await self._fail(job, f"store write failed: {exc}")
                 continue

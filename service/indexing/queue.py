@@ -29,7 +29,7 @@ def doc_key(job: JobRow) -> DocKey:
 
 
 class EmbeddedQueue:
-    """Claims queued jobs oldest first, never two of one document at once, at most `max_inflight`."""
+    """Claims queued jobs oldest first, one per document at a time, at most `max_inflight`."""
 
     def __init__(self, registry: Registry, pipeline: Pipeline, max_inflight: int) -> None:
         self.registry = registry

@@ -69,7 +69,12 @@ def content_version(doc: NewDocument) -> str:
 
 
 def derived_document_id(scope: Scope, text: str) -> str:
-    return "doc_" + hashlib.sha256(f"{scope.tenant}\x1f{scope.collection}\x1f{text}".encode()).hexdigest()[:24]
+    return (
+        "doc_"
+        + hashlib.sha256(f"{scope.tenant}\x1f{scope.collection}\x1f{text}".encode()).hexdigest()[
+            :24
+        ]
+    )
 
 
 def job_id_for(scope: Scope, document_id: str, version: str, generation: int) -> str:
@@ -160,7 +165,12 @@ class Registry:
             "WHERE d.tenant=? AND d.collection=? AND d.document_id=?",
             (scope.tenant, scope.collection, document_id),
         ).fetchone()
-        if row and not row["deleted"] and row["latest_version"] == version and row["status"] != "failed":
+        if (
+            row
+            and not row["deleted"]
+            and row["latest_version"] == version
+            and row["status"] != "failed"
+        ):
             return Accepted(document_id, row["latest_job"], row["status"], version, True)
         generation = 0 if row is None else row["generation"] + (1 if row["deleted"] else 0)
         job_id = job_id_for(scope, document_id, version, generation)
@@ -171,8 +181,20 @@ class Registry:
             " overlap_tokens) VALUES (?,?,?,?,?,'queued','queued',0,0,?,?,?,?,?,?,?)"
             " ON CONFLICT(job_id) DO UPDATE SET status='queued', stage='queued', error=NULL,"
             " chunks_done=0, chunks_total=NULL, tries=0, finished_at=NULL, superseded_by=NULL",
-            (job_id, scope.tenant, scope.collection, document_id, version, now, doc.text,
-             doc.title, doc.source, meta, doc.max_tokens, doc.overlap_tokens),
+            (
+                job_id,
+                scope.tenant,
+                scope.collection,
+                document_id,
+                version,
+                now,
+                doc.text,
+                doc.title,
+                doc.source,
+                meta,
+                doc.max_tokens,
+                doc.overlap_tokens,
+            ),
         )
         db.execute(
             "INSERT INTO documents (tenant, collection, document_id, latest_version, latest_job,"
@@ -184,11 +206,24 @@ class Registry:
             " metadata=excluded.metadata, chars=excluded.chars, updated_at=excluded.updated_at,"
             " created_at=CASE WHEN documents.deleted THEN excluded.created_at"
             "   ELSE documents.created_at END,"
-            " active_version=CASE WHEN documents.deleted THEN NULL ELSE documents.active_version END,"
+            " active_version=CASE WHEN documents.deleted THEN NULL"
+            "   ELSE documents.active_version END,"
             " chunks=CASE WHEN documents.deleted THEN 0 ELSE documents.chunks END,"
             " deleted=0",
-            (scope.tenant, scope.collection, document_id, version, job_id, generation,
-             doc.title, doc.source, meta, len(doc.text), now, now),
+            (
+                scope.tenant,
+                scope.collection,
+                document_id,
+                version,
+                job_id,
+                generation,
+                doc.title,
+                doc.source,
+                meta,
+                len(doc.text),
+                now,
+                now,
+            ),
         )
         self.queued += 1
         return Accepted(document_id, job_id, "queued", version, False)
@@ -207,9 +242,7 @@ class Registry:
         rows = await self._call(self._documents, scope, document_id, None, 1)
         return rows[0] if rows else None
 
-    async def documents(
-        self, scope: Scope, after: str | None, limit: int
-    ) -> list[dict[str, Any]]:
+    async def documents(self, scope: Scope, after: str | None, limit: int) -> list[dict[str, Any]]:
         return await self._call(self._documents, scope, None, after, limit)
 
     def _documents(
@@ -230,12 +263,18 @@ class Registry:
         args.append(limit)
         return [
             {
-                "document_id": r["document_id"], "collection": r["collection"],
-                "title": r["title"], "source": r["source"],
-                "metadata": json.loads(r["metadata"]), "version": r["latest_version"],
-                "chars": r["chars"], "chunks": r["chunks"], "job_id": r["latest_job"],
+                "document_id": r["document_id"],
+                "collection": r["collection"],
+                "title": r["title"],
+                "source": r["source"],
+                "metadata": json.loads(r["metadata"]),
+                "version": r["latest_version"],
+                "chars": r["chars"],
+                "chunks": r["chunks"],
+                "job_id": r["latest_job"],
                 "state": doc_state(r["job_status"]),
-                "created_at": r["created_at"], "updated_at": r["updated_at"],
+                "created_at": r["created_at"],
+                "updated_at": r["updated_at"],
             }
             for r in self.db.execute(sql, args)
         ]
@@ -268,7 +307,8 @@ class Registry:
         return await self._call(self._claim, limit, busy)
 
     def _claim(self, limit: int, busy: frozenset[DocKey]) -> list[JobRow]:
-        now, out, taken = time.time(), [], set(busy)
+        now, taken = time.time(), set(busy)
+        out: list[JobRow] = []
         with self.db:
             rows = self.db.execute(
                 "SELECT * FROM jobs WHERE status='queued' ORDER BY seq LIMIT ?",
@@ -311,7 +351,9 @@ class Registry:
             outcomes = [self._finish_one(job, chunks, time.time()) for job, chunks in jobs]
         for (job, _), outcome in zip(jobs, outcomes, strict=True):
             if outcome.activated:
-                self.active.setdefault(Scope(job.tenant, job.collection), {})[job.document_id] = job.version
+                self.active.setdefault(Scope(job.tenant, job.collection), {})[job.document_id] = (
+                    job.version
+                )
         return outcomes
 
     def _finish_one(self, job: JobRow, chunks: int, now: float) -> Finalized:

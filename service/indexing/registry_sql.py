@@ -7,6 +7,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.jobs import JobStage, JobStatus
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     tenant TEXT NOT NULL,
@@ -62,8 +64,8 @@ class JobRow:
     collection: str
     document_id: str
     version: str
-    status: str
-    stage: str
+    status: JobStatus
+    stage: JobStage
     chunks_total: int | None
     chunks_done: int
     tries: int

@@ -45,8 +45,14 @@ def _new_document(runtime: Runtime, tenant: str, doc: DocumentIn) -> NewDocument
     elif overlap > size // 2:
         raise BadRequest(f"chunk_overlap_tokens must be at most half of {size}")
     return NewDocument(
-        scope=Scope(tenant, doc.collection), document_id=doc.id, text=doc.text, title=doc.title,
-        source=doc.source, metadata=dict(doc.metadata), max_tokens=size, overlap_tokens=overlap,
+        scope=Scope(tenant, doc.collection),
+        document_id=doc.id,
+        text=doc.text,
+        title=doc.title,
+        source=doc.source,
+        metadata=dict(doc.metadata),
+        max_tokens=size,
+        overlap_tokens=overlap,
     )
 
 
@@ -62,7 +68,9 @@ async def _accept(runtime: Runtime, docs: list[NewDocument]) -> list[DocumentAcc
 
 
 @router.post("/documents", status_code=202, response_model=DocumentAccepted)
-async def create_document(body: DocumentIn, runtime: RuntimeDep, tenant: TenantDep) -> DocumentAccepted:
+async def create_document(
+    body: DocumentIn, runtime: RuntimeDep, tenant: TenantDep
+) -> DocumentAccepted:
     return (await _accept(runtime, [_new_document(runtime, tenant, body)]))[0]
 
 
@@ -81,8 +89,12 @@ async def create_documents(body: BatchIn, runtime: RuntimeDep, tenant: TenantDep
 async def index_document(body: IndexIn, runtime: RuntimeDep, tenant: TenantDep) -> DocumentAccepted:
     """The product brief's original shape: `{content, metadata, source}`."""
     doc = DocumentIn(
-        id=body.id, text=body.content, title=body.title, source=body.source,
-        metadata=body.metadata, collection=body.collection,
+        id=body.id,
+        text=body.content,
+        title=body.title,
+        source=body.source,
+        metadata=body.metadata,
+        collection=body.collection,
     )
     return (await _accept(runtime, [_new_document(runtime, tenant, doc)]))[0]
 
@@ -120,7 +132,10 @@ async def list_documents(
 
 @router.get("/documents/{document_id}", response_model=DocumentOut)
 async def get_document(
-    document_id: DocumentId, runtime: RuntimeDep, tenant: TenantDep, collection: Collection = "default"
+    document_id: DocumentId,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    collection: Collection = "default",
 ) -> DocumentOut:
     row = await runtime.registry.document(Scope(tenant, collection), document_id)
     if row is None:
@@ -130,7 +145,10 @@ async def get_document(
 
 @router.delete("/documents/{document_id}", response_model=DocumentDeleted)
 async def delete_document(
-    document_id: DocumentId, runtime: RuntimeDep, tenant: TenantDep, collection: Collection = "default"
+    document_id: DocumentId,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    collection: Collection = "default",
 ) -> DocumentDeleted:
     scope = Scope(tenant, collection)
     if not await runtime.registry.delete(scope, document_id):

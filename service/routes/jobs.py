@@ -21,9 +21,18 @@ async def get_job(job_id: JobId, runtime: RuntimeDep, tenant: TenantDep) -> JobO
     if job is None:
         raise NotFound(f"no job {job_id!r}")
     return JobOut(
-        job_id=job.job_id, document_id=job.document_id, collection=job.collection,
-        version=job.version, status=job.status, stage=job.stage,  # type: ignore[arg-type]
-        chunks_total=job.chunks_total, chunks_done=job.chunks_done, tries=job.tries,
-        error=job.error, superseded_by=job.superseded_by, created_at=job.created_at,
-        started_at=job.started_at, finished_at=job.finished_at,
+        job_id=job.job_id,
+        document_id=job.document_id,
+        collection=job.collection,
+        version=job.version,
+        status=job.status,
+        stage=job.stage,
+        chunks_total=job.chunks_total,
+        chunks_done=job.chunks_done,
+        tries=job.tries,
+        error=job.error,
+        superseded_by=job.superseded_by,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
     )

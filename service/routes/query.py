@@ -30,8 +30,15 @@ router = APIRouter(prefix="/v1", tags=["query"])
 
 def _result(hit: Hit) -> SearchResult:
     return SearchResult(
-        document_id=hit.document_id, chunk_id=hit.chunk_id, title=hit.title, source=hit.source,
-        text=hit.text, start=hit.start, end=hit.end, score=hit.score, metadata=hit.metadata,
+        document_id=hit.document_id,
+        chunk_id=hit.chunk_id,
+        title=hit.title,
+        source=hit.source,
+        text=hit.text,
+        start=hit.start,
+        end=hit.end,
+        score=hit.score,
+        metadata=hit.metadata,
     )
 
 
@@ -74,7 +81,8 @@ async def _collect(events: AsyncIterator[AnswerEvent]) -> QueryOut:
                 return QueryOut(
                     answer=event.answer,
                     sources=[s.model_copy(update={"cited": s.n in cited}) for s in sources],
-                    tokens_used=event.tokens_used, latency_ms=round(event.latency_ms, 2),
+                    tokens_used=event.tokens_used,
+                    latency_ms=round(event.latency_ms, 2),
                     model=event.model,
                 )
             case DeltaEvent():
@@ -82,9 +90,15 @@ async def _collect(events: AsyncIterator[AnswerEvent]) -> QueryOut:
     raise ServiceError("the answer ended without a result")
 
 
-@router.post("/query", response_model=QueryOut, responses={200: {"content": {"text/event-stream": {}}}})
-async def query(body: QueryIn, runtime: RuntimeDep, tenant: TenantDep) -> QueryOut | EventSourceResponse:
-    events = await _events(runtime, tenant, body.question, body.collection, body.max_results, body.filters)
+@router.post(
+    "/query", response_model=QueryOut, responses={200: {"content": {"text/event-stream": {}}}}
+)
+async def query(
+    body: QueryIn, runtime: RuntimeDep, tenant: TenantDep
+) -> QueryOut | EventSourceResponse:
+    events = await _events(
+        runtime, tenant, body.question, body.collection, body.max_results, body.filters
+    )
     if body.stream:
         return sse_response(encode_sse(events), runtime.settings.sse_ping_interval_s)
     return await _collect(events)
@@ -93,5 +107,9 @@ async def query(body: QueryIn, runtime: RuntimeDep, tenant: TenantDep) -> QueryO
 @router.post("/stream", responses={200: {"content": {"text/event-stream": {}}}})
 async def stream(body: StreamIn, runtime: RuntimeDep, tenant: TenantDep) -> EventSourceResponse:
     """Deltas as plain `data: {"text": ...}` messages; sources, usage and done as named events."""
-    events = await _events(runtime, tenant, body.question, body.collection, body.max_results, body.filters)
-    return sse_response(encode_sse(events, named_deltas=False), runtime.settings.sse_ping_interval_s)
+    events = await _events(
+        runtime, tenant, body.question, body.collection, body.max_results, body.filters
+    )
+    return sse_response(
+        encode_sse(events, named_deltas=False), runtime.settings.sse_ping_interval_s
+    )

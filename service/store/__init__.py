@@ -1,1 +1,1 @@
-"""Vector stores: one protocol (`base.VectorStore`), an embedded Qdrant Edge shard and a Qdrant server."""
+"""Vector stores: the `base.VectorStore` protocol, embedded Qdrant Edge, Qdrant server."""

@@ -45,8 +45,10 @@ def event_payload(event: AnswerEvent) -> tuple[str, dict[str, Any]]:
             }
         case DoneEvent():
             return "done", {
-                "answer": event.answer, "model": event.model,
-                "latency_ms": round(event.latency_ms, 2), "tokens_used": event.tokens_used,
+                "answer": event.answer,
+                "model": event.model,
+                "latency_ms": round(event.latency_ms, 2),
+                "tokens_used": event.tokens_used,
             }
         case ErrorEvent(message, status):
             return "error", {"message": message, "status": status}
@@ -64,7 +66,7 @@ async def encode_sse(
             seq += 1
             unnamed = name == "delta" and not named_deltas
             yield ServerSentEvent(_json(body), event=None if unnamed else name, id=str(seq))
-    except Exception as exc:  # noqa: BLE001 - after the headers went out, an error is an event
+    except Exception as exc:
         log.exception("stream.failed")
         seq += 1
         _, body = event_payload(ErrorEvent(f"the answer stream failed: {type(exc).__name__}"))

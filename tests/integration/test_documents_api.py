@@ -30,7 +30,11 @@ def test_indexed_chunks_carry_exact_spans(server: Any) -> None:
 
 
 def test_job_reports_stage_and_counts(server: Any) -> None:
-    accepted = server.index(id="a", text="Alpha beta gamma. " * 400, chunking={"max_chunk_size_tokens": 64, "chunk_overlap_tokens": 8})
+    accepted = server.index(
+        id="a",
+        text="Alpha beta gamma. " * 400,
+        chunking={"max_chunk_size_tokens": 64, "chunk_overlap_tokens": 8},
+    )
     with server.client() as c:
         job = c.get(f"/v1/jobs/{accepted['job_id']}").json()
         doc = c.get("/v1/documents/a").json()
@@ -42,9 +46,8 @@ def test_job_reports_stage_and_counts(server: Any) -> None:
 
 def test_same_content_is_one_document_and_one_job(server: Any) -> None:
     body = {"text": "Identical content posted many times.", "title": "dup"}
-    with server.client() as c:
-        with concurrent.futures.ThreadPoolExecutor(10) as pool:
-            responses = list(pool.map(lambda _: c.post("/v1/documents", json=body), range(10)))
+    with server.client() as c, concurrent.futures.ThreadPoolExecutor(10) as pool:
+        responses = list(pool.map(lambda _: c.post("/v1/documents", json=body), range(10)))
     assert all(r.status_code == 202 for r in responses)
     jobs = {r.json()["job_id"] for r in responses}
     docs = {r.json()["document_id"] for r in responses}
@@ -102,7 +105,14 @@ def test_collections_are_isolated(server: Any) -> None:
 
 def test_index_endpoint_accepts_the_brief_shape(server: Any) -> None:
     with server.client() as c:
-        r = c.post("/v1/index", json={"content": "Quartz is a hard mineral.", "metadata": {"k": "v"}, "source": "notes.txt"})
+        r = c.post(
+            "/v1/index",
+            json={
+                "content": "Quartz is a hard mineral.",
+                "metadata": {"k": "v"},
+                "source": "notes.txt",
+            },
+        )
     assert r.status_code == 202 and r.json()["status"] == "queued"
     server.wait_job(r.json()["job_id"])
     hit = search(server, "quartz mineral")[0]

@@ -25,15 +25,33 @@ def assert_problem(r: Any, status: int) -> dict[str, Any]:
         ("/v1/documents", {"text": "x", "surprise": 1}, "surprise"),
         ("/v1/documents", {"text": ""}, "text"),
         ("/v1/documents", {"text": "x", "id": "bad id with spaces"}, "id"),
-        ("/v1/documents", {"text": "x", "chunking": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 60}}, "half"),
-        ("/v1/documents", {"text": "x", "chunking": {"max_chunk_size_tokens": 10}}, "max_chunk_size_tokens"),
+        (
+            "/v1/documents",
+            {"text": "x", "chunking": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 60}},
+            "half",
+        ),
+        (
+            "/v1/documents",
+            {"text": "x", "chunking": {"max_chunk_size_tokens": 10}},
+            "max_chunk_size_tokens",
+        ),
         ("/v1/documents/batch", {"documents": []}, "documents"),
         ("/v1/query", {"question": "q", "max_results": 21}, "max_results"),
-        ("/v1/search", {"query": "q", "filters": {"type": "gt", "key": "year", "value": "2020"}}, "numbers"),
-        ("/v1/search", {"query": "q", "filters": {"type": "xor", "key": "a", "value": 1}}, "filters"),
+        (
+            "/v1/search",
+            {"query": "q", "filters": {"type": "gt", "key": "year", "value": "2020"}},
+            "numbers",
+        ),
+        (
+            "/v1/search",
+            {"query": "q", "filters": {"type": "xor", "key": "a", "value": 1}},
+            "filters",
+        ),
     ],
 )
-def test_invalid_bodies_get_422_naming_the_field(server: Any, path: str, payload: Any, needle: str) -> None:
+def test_invalid_bodies_get_422_naming_the_field(
+    server: Any, path: str, payload: Any, needle: str
+) -> None:
     with server.client() as c:
         body = assert_problem(c.post(path, json=payload), 422)
     assert needle in str(body)
@@ -41,7 +59,9 @@ def test_invalid_bodies_get_422_naming_the_field(server: Any, path: str, payload
 
 def test_malformed_json_is_a_problem(server: Any) -> None:
     with server.client() as c:
-        r = c.post("/v1/documents", content=b"{not json", headers={"content-type": "application/json"})
+        r = c.post(
+            "/v1/documents", content=b"{not json", headers={"content-type": "application/json"}
+        )
     assert_problem(r, 422)
 
 
@@ -50,8 +70,11 @@ def test_body_over_limit_gets_413(make_server: Any) -> None:
     with live.client() as c:
         body = assert_problem(c.post("/v1/documents", json={"text": "x" * 5000}), 413)
         # A body sent without Content-Length (chunked) is counted too.
-        chunked = c.post("/v1/documents", content=iter([b'{"text": "', b"y" * 4000, b'"}']),
-                         headers={"content-type": "application/json"})
+        chunked = c.post(
+            "/v1/documents",
+            content=iter([b'{"text": "', b"y" * 4000, b'"}']),
+            headers={"content-type": "application/json"},
+        )
     assert "2048" in body["detail"]
     assert_problem(chunked, 413)
 
@@ -73,9 +96,13 @@ def test_health_and_readiness(server: Any) -> None:
 
 def test_bad_setting_fails_at_start_naming_it(tmp_path: Any) -> None:
     env = {**os.environ, "CITELINE_CHUNK_OVERLAP_TOKENS": "400", "CITELINE_DATA_DIR": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "service"], env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "service"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode != 0
     assert "CITELINE_CHUNK_OVERLAP_TOKENS" in proc.stderr and "Traceback" not in proc.stderr
     env = {**os.environ, "CITELINE_PORT": "eighty", "CITELINE_DATA_DIR": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "service"], env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "service"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode != 0 and "CITELINE_PORT" in proc.stderr

@@ -43,17 +43,23 @@ def ids(live: Any, filters: dict[str, Any]) -> set[str]:
         ({"type": "nin", "key": "topic", "value": ["baking"]}, {"volcano", "glacier"}),
         ({"type": "eq", "key": "public", "value": True}, {"volcano", "sourdough"}),
         (
-            {"type": "and", "filters": [
-                {"type": "eq", "key": "topic", "value": "geology"},
-                {"type": "gte", "key": "year", "value": 2020},
-            ]},
+            {
+                "type": "and",
+                "filters": [
+                    {"type": "eq", "key": "topic", "value": "geology"},
+                    {"type": "gte", "key": "year", "value": 2020},
+                ],
+            },
             {"glacier"},
         ),
         (
-            {"type": "or", "filters": [
-                {"type": "eq", "key": "topic", "value": "baking"},
-                {"type": "lt", "key": "year", "value": 2020},
-            ]},
+            {
+                "type": "or",
+                "filters": [
+                    {"type": "eq", "key": "topic", "value": "baking"},
+                    {"type": "lt", "key": "year", "value": 2020},
+                ],
+            },
             {"volcano", "sourdough"},
         ),
     ],
@@ -78,7 +84,9 @@ def test_tenants_are_isolated(loaded: Any) -> None:
 
 def test_query_answers_with_cited_sentences(loaded: Any) -> None:
     with loaded.client() as c:
-        body = c.post("/v1/query", json={"question": "Which volcano in Sicily is most active?"}).json()
+        body = c.post(
+            "/v1/query", json={"question": "Which volcano in Sicily is most active?"}
+        ).json()
     assert body["model"] == "extractive"
     assert "Etna" in body["answer"] and "[1]" in body["answer"]
     first = body["sources"][0]
@@ -88,7 +96,9 @@ def test_query_answers_with_cited_sentences(loaded: Any) -> None:
 
 def test_unanswerable_question_says_so_without_sources(loaded: Any) -> None:
     with loaded.client() as c:
-        body = c.post("/v1/query", json={"question": "What is the boiling point of tungsten?"}).json()
+        body = c.post(
+            "/v1/query", json={"question": "What is the boiling point of tungsten?"}
+        ).json()
     assert body["answer"] == NOT_FOUND and body["sources"] == []
 
 
@@ -97,9 +107,12 @@ def _events(response: Any) -> list[tuple[str, str]]:
 
 
 def test_query_stream_sends_sources_first_then_deltas_usage_done(loaded: Any) -> None:
-    with httpx.Client(base_url=loaded.url, timeout=30) as c, connect_sse(
-        c, "POST", "/v1/query", json={"question": "How does sourdough rise?", "stream": True}
-    ) as es:
+    with (
+        httpx.Client(base_url=loaded.url, timeout=30) as c,
+        connect_sse(
+            c, "POST", "/v1/query", json={"question": "How does sourdough rise?", "stream": True}
+        ) as es,
+    ):
         assert es.response.headers["content-type"].startswith("text/event-stream")
         assert es.response.headers["x-accel-buffering"] == "no"
         assert es.response.headers["cache-control"] == "no-cache"
@@ -116,9 +129,10 @@ def test_query_stream_sends_sources_first_then_deltas_usage_done(loaded: Any) ->
 
 
 def test_stream_endpoint_sends_plain_text_messages(loaded: Any) -> None:
-    with httpx.Client(base_url=loaded.url, timeout=30) as c, connect_sse(
-        c, "POST", "/v1/stream", json={"question": "What does a glacier carve?"}
-    ) as es:
+    with (
+        httpx.Client(base_url=loaded.url, timeout=30) as c,
+        connect_sse(c, "POST", "/v1/stream", json={"question": "What does a glacier carve?"}) as es,
+    ):
         events = _events(es)
     messages = [d for n, d in events if n == "message"]
     assert messages[-1] == "[DONE]"
