@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from service.answering import ExtractiveAnswerer
+from schemas.filters import Filter
+from service.answering import AnswerEvent, ExtractiveAnswerer, answer_events
 from service.config import Settings
 from service.embeddings.dense import DenseEmbedder, OpenAIEmbedder
 from service.embeddings.sparse import Bm25Encoder
@@ -16,7 +18,7 @@ from service.indexing.pipeline import Pipeline
 from service.indexing.queue import EmbeddedQueue
 from service.indexing.registry import Registry
 from service.retrieval import Retriever
-from service.store.base import VectorStore
+from service.store.base import Scope, VectorStore
 
 log = logging.getLogger("citeline")
 
@@ -98,6 +100,20 @@ class Runtime:
         runtime._maintenance = asyncio.create_task(runtime._maintain(), name="store.maintain")
         log.info("runtime.started", extra={"resumed_jobs": resumed})
         return runtime
+
+    async def answer(
+        self,
+        scope: Scope,
+        question: str,
+        max_results: int | None = None,
+        filters: Filter | None = None,
+    ) -> AsyncIterator[AnswerEvent]:
+        """Retrieve, then return the answer run's events; retrieval errors raise before any."""
+        started = time.perf_counter()
+        self.last_query_at = time.monotonic()
+        limit = max_results or self.settings.default_max_results
+        hits = await self.retriever.relevant(scope, question, limit, filters)
+        return answer_events(question, hits, self.answerer, started)
 
     async def close(self) -> None:
         if self._maintenance is not None:

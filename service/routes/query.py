@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
-from schemas.filters import Filter
 from schemas.query import QueryIn, QueryOut, SearchIn, SearchOut, SearchResult, Source, StreamIn
 from service.answering import (
     AnswerEvent,
@@ -17,11 +16,9 @@ from service.answering import (
     DoneEvent,
     ErrorEvent,
     SourcesEvent,
-    answer_events,
 )
 from service.deps import RuntimeDep, TenantDep
 from service.errors import ServiceError
-from service.runtime import Runtime
 from service.store.base import Hit, Scope
 from service.streams.sse import encode_sse, sse_response
 
@@ -49,21 +46,6 @@ async def search(body: SearchIn, runtime: RuntimeDep, tenant: TenantDep) -> Sear
         Scope(tenant, body.collection), body.query, body.max_results, body.filters
     )
     return SearchOut(results=[_result(h) for h in hits])
-
-
-async def _events(
-    runtime: Runtime,
-    tenant: str,
-    question: str,
-    collection: str,
-    max_results: int | None,
-    filters: Filter | None,
-) -> AsyncIterator[AnswerEvent]:
-    started = time.perf_counter()
-    runtime.last_query_at = time.monotonic()
-    limit = max_results or runtime.settings.default_max_results
-    hits = await runtime.retriever.relevant(Scope(tenant, collection), question, limit, filters)
-    return answer_events(question, hits, runtime.answerer, started)
 
 
 async def _collect(events: AsyncIterator[AnswerEvent]) -> QueryOut:
@@ -96,8 +78,8 @@ async def _collect(events: AsyncIterator[AnswerEvent]) -> QueryOut:
 async def query(
     body: QueryIn, runtime: RuntimeDep, tenant: TenantDep
 ) -> QueryOut | EventSourceResponse:
-    events = await _events(
-        runtime, tenant, body.question, body.collection, body.max_results, body.filters
+    events = await runtime.answer(
+        Scope(tenant, body.collection), body.question, body.max_results, body.filters
     )
     if body.stream:
         return sse_response(encode_sse(events), runtime.settings.sse_ping_interval_s)
@@ -107,8 +89,8 @@ async def query(
 @router.post("/stream", responses={200: {"content": {"text/event-stream": {}}}})
 async def stream(body: StreamIn, runtime: RuntimeDep, tenant: TenantDep) -> EventSourceResponse:
     """Deltas as plain `data: {"text": ...}` messages; sources, usage and done as named events."""
-    events = await _events(
-        runtime, tenant, body.question, body.collection, body.max_results, body.filters
+    events = await runtime.answer(
+        Scope(tenant, body.collection), body.question, body.max_results, body.filters
     )
     return sse_response(
         encode_sse(events, named_deltas=False), runtime.settings.sse_ping_interval_s
