@@ -48,7 +48,8 @@ def test_dense_leg_finds_what_bm25_cannot(hybrid: Any, stub: StubServer) -> None
 def test_refused_input_fails_the_job_with_the_reason(hybrid: Any, stub: StubServer) -> None:
     stub.faults.bad_request(1, endpoint="embeddings")
     with hybrid.client() as c:
-        job_id = c.post("/v1/documents", json={"id": "bad", "text": "Refused text."}).json()["job_id"]
+        r = c.post("/v1/documents", json={"id": "bad", "text": "Refused text."})
+    job_id = r.json()["job_id"]
     job = hybrid.wait_job(job_id)
     assert job["status"] == "failed" and "embedding" in job["error"]
     assert len(embedding_calls(stub)) == 1
