@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,10 +37,23 @@ class SearchOut(BaseModel):
     results: list[SearchResult]
 
 
+class Turn(BaseModel):
+    """One earlier turn of the conversation; follow-up questions are rewritten with them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Literal["user", "assistant"]
+    content: Annotated[str, Field(min_length=1, max_length=16_000)]
+
+
+History = Annotated[list[Turn], Field(max_length=50)]
+
+
 class QueryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: QueryText
+    history: History = Field(default_factory=list)
     collection: CollectionName = "default"
     max_results: Annotated[int, Field(ge=1, le=20)] | None = None
     filters: Filter | None = None
@@ -53,6 +66,7 @@ class StreamIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: QueryText
+    history: History = Field(default_factory=list)
     collection: CollectionName = "default"
     max_results: Annotated[int, Field(ge=1, le=20)] | None = None
     filters: Filter | None = None

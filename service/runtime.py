@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from schemas.filters import Filter
+from schemas.query import Turn
 from service.answering import AnswerEvent, ExtractiveAnswerer, answer_events
 from service.config import Settings
 from service.embeddings.dense import DenseEmbedder, OpenAIEmbedder
@@ -107,6 +108,7 @@ class Runtime:
         question: str,
         max_results: int | None = None,
         filters: Filter | None = None,
+        history: Sequence[Turn] = (),
     ) -> AsyncIterator[AnswerEvent]:
         """Retrieve, then return the answer run's events; retrieval errors raise before any."""
         started = time.perf_counter()

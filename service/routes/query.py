@@ -79,7 +79,11 @@ async def query(
     body: QueryIn, runtime: RuntimeDep, tenant: TenantDep
 ) -> QueryOut | EventSourceResponse:
     events = await runtime.answer(
-        Scope(tenant, body.collection), body.question, body.max_results, body.filters
+        Scope(tenant, body.collection),
+        body.question,
+        body.max_results,
+        body.filters,
+        history=body.history,
     )
     if body.stream:
         return sse_response(encode_sse(events), runtime.settings.sse_ping_interval_s)
@@ -90,7 +94,11 @@ async def query(
 async def stream(body: StreamIn, runtime: RuntimeDep, tenant: TenantDep) -> EventSourceResponse:
     """Deltas as plain `data: {"text": ...}` messages; sources, usage and done as named events."""
     events = await runtime.answer(
-        Scope(tenant, body.collection), body.question, body.max_results, body.filters
+        Scope(tenant, body.collection),
+        body.question,
+        body.max_results,
+        body.filters,
+        history=body.history,
     )
     return sse_response(
         encode_sse(events, named_deltas=False), runtime.settings.sse_ping_interval_s
