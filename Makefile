@@ -34,6 +34,7 @@ fmt: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) -m tests.bench.run --data $(DATA)
+	$(PY) -m tests.bench.encoders
 
 eval: $(VENV)/.dev
 	$(PY) -m tests.bench.eval --data $(DATA)

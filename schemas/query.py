@@ -77,9 +77,29 @@ class Source(SearchResult):
     cited: bool
 
 
+class CitationSpan(BaseModel):
+    """Where the marker `[n]` stands in the answer: `answer[start:end] == f"[{n}]"`."""
+
+    n: int
+    start: int
+    end: int
+
+
+class UsageOut(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    embedding_tokens: int
+    total_tokens: int
+    cost_usd: float | None = Field(
+        description="estimate from CITELINE_MODEL_PRICES; null if unpriced"
+    )
+
+
 class QueryOut(BaseModel):
     answer: str
     sources: list[Source]
+    citations: list[CitationSpan]
+    usage: UsageOut
     tokens_used: int
     latency_ms: float
     model: str

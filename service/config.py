@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.pricing import ModelPrice
 
 PositiveInt = Annotated[int, Field(ge=1)]
 
@@ -55,6 +58,143 @@ class Settings(BaseSettings):
     min_relevance: Annotated[float, Field(ge=0)] = 1.0
     answer_max_tokens: Annotated[int, Field(ge=16, le=8192)] = 256
     sse_ping_interval_s: Annotated[float, Field(gt=0, le=300)] = 15.0
+
+    # --- LLM answers (begin) --- extractive unless a provider is chosen.
+    llm_provider: Literal["extractive", "openai", "anthropic"] = "extractive"
+    llm_base_url: str | None = None  # an OpenAI-compatible server or gateway; None: the vendor
+    llm_api_key: str | None = None  # None: OPENAI_API_KEY / ANTHROPIC_API_KEY
+    llm_model: str | None = None
+    llm_context_window: Annotated[int, Field(ge=1024, le=10_000_000)] = 8192
+    llm_fallback_provider: Literal["openai", "anthropic"] | None = None  # None: llm_provider
+    llm_fallback_base_url: str | None = None  # None: the primary's, for the same provider
+    llm_fallback_api_key: str | None = None  # None: the primary's, for the same provider
+    llm_fallback_model: str | None = None
+    llm_fallback_context_window: Annotated[int, Field(ge=1024, le=10_000_000)] | None = None
+    llm_max_answer_tokens: Annotated[int, Field(ge=16, le=65_536)] = 1024
+    llm_max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    llm_temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    llm_timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0  # per attempt: connect, each read
+    llm_connect_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    llm_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 60.0  # a whole request, all retries
+    llm_max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    llm_rpm: Annotated[int, Field(ge=1)] | None = None  # client-side limits of the primary
+    llm_tpm: Annotated[int, Field(ge=1)] | None = None
+    llm_rewrite_questions: bool = True  # follow-ups rewritten by the LLM, else by a plain rule
+    # JSON: {"model": {"prompt": $, "completion": $, "embedding": $}} per 1M tokens.
+    model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_llm(self) -> Self:
+        if self.llm_provider == "extractive":
+            for name in ("llm_model", "llm_fallback_model"):
+                if getattr(self, name) is not None:
+                    raise ValueError(
+                        f"CITELINE_{name.upper()} is set but CITELINE_LLM_PROVIDER is "
+                        "extractive; set CITELINE_LLM_PROVIDER to openai or anthropic"
+                    )
+            return self
+        if not self.llm_model:
+            raise ValueError(
+                f"CITELINE_LLM_MODEL is required when CITELINE_LLM_PROVIDER is {self.llm_provider}"
+            )
+        fallback_parts = (self.llm_fallback_provider, self.llm_fallback_base_url,
+                          self.llm_fallback_api_key, self.llm_fallback_context_window)
+        if self.llm_fallback_model is None and any(p is not None for p in fallback_parts):
+            raise ValueError(
+                "CITELINE_LLM_FALLBACK_MODEL is required when another CITELINE_LLM_FALLBACK_* "
+                "setting is set"
+            )
+        window = min(self.llm_context_window, self.llm_fallback_context_window or 10**9)
+        if self.llm_max_answer_tokens > window // 2:
+            raise ValueError(
+                "CITELINE_LLM_MAX_ANSWER_TOKENS must be at most half of the context window "
+                f"(CITELINE_LLM_CONTEXT_WINDOW / _FALLBACK_CONTEXT_WINDOW: {window // 2})"
+            )
+        if self.llm_timeout_s > self.llm_deadline_s:
+            raise ValueError("CITELINE_LLM_TIMEOUT_S must not exceed CITELINE_LLM_DEADLINE_S")
+        chain: list[tuple[str, str, str | None, str | None]] = [
+            ("LLM", self.llm_provider, self.llm_base_url, self.llm_api_key)
+        ]
+        if self.llm_fallback_model is not None:
+            chain.append(("LLM_FALLBACK", *self.llm_fallback_endpoint))
+        for prefix, provider, base_url, api_key in chain:
+            vendor_key = "ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY"
+            if base_url is None and api_key is None and not os.environ.get(vendor_key):
+                raise ValueError(
+                    f"CITELINE_{prefix}_API_KEY (or {vendor_key}) is required for the "
+                    f"{provider} API; set CITELINE_{prefix}_BASE_URL for a local server"
+                )
+        return self
+
+    @property
+    def llm_fallback_endpoint(self) -> tuple[str, str | None, str | None]:
+        """Provider, base URL and key of the fallback; unset ones follow the same provider's."""
+        provider = self.llm_fallback_provider or self.llm_provider
+        if provider != self.llm_provider:
+            return provider, self.llm_fallback_base_url, self.llm_fallback_api_key
+        return (provider, self.llm_fallback_base_url or self.llm_base_url,
+                self.llm_fallback_api_key or self.llm_api_key)
+    # --- LLM answers (end) ---
+
+    # --- Frontends (begin) --- CORS for browser apps; resumable chat streams.
+    cors_origins: Annotated[str, Field(max_length=8192)] = ""  # comma-separated; "" = no CORS
+    cors_allow_credentials: bool = False
+    redis_url: str | None = None  # also holds the resume buffer, unless resume_redis_url is set
+    resume_redis_url: str | None = None  # resume buffer in this Redis; neither set: in memory
+    resume_ttl_s: Annotated[float, Field(gt=0, le=3600)] = 60.0  # kept this long after a run
+    resume_max_runs: Annotated[int, Field(ge=1, le=100_000)] = 1000  # in memory
+    resume_max_run_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @staticmethod
+    def _is_origin(origin: str) -> bool:
+        scheme, sep, host = origin.partition("://")
+        return scheme in ("http", "https") and bool(sep and host) and not set(host) & set("/?# ")
+
+    @model_validator(mode="after")
+    def _check_frontends(self) -> Self:
+        origins = self.cors_origin_list
+        bad = [o for o in origins if o != "*" and not self._is_origin(o)]
+        if bad or len(origins) > 100:
+            raise ValueError(
+                "CITELINE_CORS_ORIGINS must be at most 100 comma-separated origins like "
+                f"https://app.example.com (scheme and host, no path); got {bad[:3] or origins[:3]}"
+            )
+        if "*" in origins and self.cors_allow_credentials:
+            raise ValueError(
+                'CITELINE_CORS_ORIGINS may not be "*" when CITELINE_CORS_ALLOW_CREDENTIALS is '
+                "true: browsers refuse credentials with a wildcard; list the origins instead"
+            )
+        return self
+    # --- Frontends (end) ---
+
+    # --- Scaled-out indexing (begin) --- with CITELINE_REDIS_URL, jobs live in Redis and run
+    # on arq: in the API process (worker=embedded) or in `python -m workers` (worker=external).
+    worker: Literal["embedded", "external"] = "embedded"
+    redis_timeout_s: Annotated[float, Field(gt=0, le=10)] = 1.0  # each registry call, API side
+    job_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0  # one try of one job
+    job_max_tries: Annotated[int, Field(ge=1, le=100)] = 5
+    job_retry_base_s: Annotated[float, Field(ge=0, le=600)] = 2.0  # backoff: base·2^(try-1)
+    job_completion_wait_s: Annotated[int, Field(ge=0, le=3600)] = 20  # on SIGTERM
+    embed_retry_budget_s: Annotated[float, Field(ge=0, le=3600)] = 60.0  # in-process retries
+    worker_max_jobs: Annotated[int, Field(ge=1, le=1000)] = 32
+    worker_poll_delay_s: Annotated[float, Field(gt=0, le=10)] = 0.2
+    worker_heartbeat_s: Annotated[float, Field(ge=1, le=600)] = 10.0
+
+    @model_validator(mode="after")
+    def _check_workers(self) -> Self:
+        if self.worker == "external" and (self.redis_url is None or self.qdrant_url is None):
+            raise ValueError(
+                "CITELINE_WORKER=external needs CITELINE_REDIS_URL (the queue) and "
+                "CITELINE_QDRANT_URL (a Qdrant server): the embedded Qdrant Edge store belongs "
+                "to one process, so worker processes cannot write to it; unset CITELINE_WORKER "
+                "to run the worker inside the API instead"
+            )
+        return self
+    # --- Scaled-out indexing (end) ---
 
     @model_validator(mode="after")
     def _check(self) -> Self:

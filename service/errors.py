@@ -28,10 +28,14 @@ class ServiceError(Exception):
     status = 500
     title = "Internal Server Error"
 
-    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, headers: dict[str, str] | None = None, status: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = headers or {}
+        if status is not None:  # an upstream's status passed through (502, 504, ...)
+            self.status, self.title = status, HTTPStatus(status).phrase
 
 
 class BadRequest(ServiceError):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from schemas.filters import Filter
 from service.embeddings.dense import DenseEmbedder
 from service.embeddings.sparse import Bm25Encoder
-from service.indexing.registry import Registry
+from service.indexing.registry_base import JobRegistry
 from service.store.base import Hit, Scope, VectorStore
 
 # Extra hits fetched so that chunks of superseded or deleted versions, which the store may
@@ -22,7 +22,7 @@ class Retriever:
         store: VectorStore,
         sparse: Bm25Encoder,
         dense: DenseEmbedder | None,
-        registry: Registry,
+        registry: JobRegistry,
         min_relevance: float,
     ) -> None:
         self.store, self.sparse, self.dense, self.registry = store, sparse, dense, registry
@@ -42,7 +42,7 @@ class Retriever:
             hits = await asyncio.to_thread(
                 self.store.search, scope, sparse=sparse, dense=dense, limit=fetch, filters=filters
             )
-            live = self._live(scope, hits)
+            live = await self._live(scope, hits)
             if len(live) >= limit or len(hits) < fetch or fetch >= 16 * limit + _OVERFETCH:
                 return live[:limit]
             fetch *= 4
@@ -56,6 +56,6 @@ class Retriever:
         floor = self.min_relevance if self.dense is None else 0.0
         return [h for h in hits if h.score >= floor]
 
-    def _live(self, scope: Scope, hits: list[Hit]) -> list[Hit]:
-        active = self.registry.active.get(scope, {})
+    async def _live(self, scope: Scope, hits: list[Hit]) -> list[Hit]:
+        active = await self.registry.active_versions(scope, [h.document_id for h in hits])
         return [h for h in hits if active.get(h.document_id) == h.version]

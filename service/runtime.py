@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -11,19 +10,28 @@ from dataclasses import dataclass, field
 
 from schemas.filters import Filter
 from schemas.query import Turn
-from service.answering import AnswerEvent, ExtractiveAnswerer, answer_events
+from service.answering import (
+    Answerer,
+    AnswerEvent,
+    ExtractiveAnswerer,
+    Meter,
+    answer_events,
+)
 from service.config import Settings
+from service.conversation import rewrite_question
 from service.embeddings.dense import DenseEmbedder, OpenAIEmbedder
 from service.embeddings.sparse import Bm25Encoder
-from service.indexing.pipeline import Pipeline
-from service.indexing.queue import EmbeddedQueue
-from service.indexing.registry import Registry
+from service.indexing.queue import JobQueue
+from service.indexing.registry_base import JobRegistry
+from service.indexing.setup import open_indexing
+from service.indexing.tokens import count_tokens
+from service.llm.answerer import LLMAnswerer, build_llm
+from service.llm.base import LLM
+from service.pricing import estimate_cost
 from service.retrieval import Retriever
 from service.store.base import Scope, VectorStore
 
 log = logging.getLogger("citeline")
-
-MAINTENANCE_IDLE_S = 5.0
 
 
 def build_store(settings: Settings) -> VectorStore:
@@ -59,34 +67,30 @@ def build_dense(settings: Settings) -> DenseEmbedder | None:
 @dataclass
 class Runtime:
     settings: Settings
-    registry: Registry
+    registry: JobRegistry
     store: VectorStore
     sparse: Bm25Encoder
     dense: DenseEmbedder | None
-    queue: EmbeddedQueue
+    queue: JobQueue
     retriever: Retriever
-    answerer: ExtractiveAnswerer
+    answerer: Answerer
+    llm: LLM | None = None
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     last_query_at: float = 0.0
-    _maintenance: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        registry = Registry(settings.data_dir / "registry.sqlite3")
-        resumed = await registry.open()
         store = await asyncio.to_thread(build_store, settings)
         sparse = Bm25Encoder(avg_len=settings.bm25_avg_len)
         dense = build_dense(settings)
-        pipeline = Pipeline(
-            registry=registry,
-            store=store,
-            sparse=sparse,
-            dense=dense,
-            batch_size=settings.embed_batch_size,
-            queue_size=settings.pipeline_queue_size,
+        registry, queue, resumed = await open_indexing(settings, store, sparse, dense)
+        llm = build_llm(settings)  # once per process: its rate limiter is shared by all requests
+        answerer: Answerer = (
+            LLMAnswerer(llm, max_answer_tokens=settings.llm_max_answer_tokens)
+            if llm is not None
+            else ExtractiveAnswerer(sparse, max_tokens=settings.answer_max_tokens)
         )
-        queue = EmbeddedQueue(registry, pipeline, max_inflight=settings.max_inflight_jobs)
         runtime = cls(
             settings=settings,
             registry=registry,
@@ -95,10 +99,10 @@ class Runtime:
             dense=dense,
             queue=queue,
             retriever=Retriever(store, sparse, dense, registry, settings.min_relevance),
-            answerer=ExtractiveAnswerer(sparse, max_tokens=settings.answer_max_tokens),
+            answerer=answerer,
+            llm=llm,
         )
         await queue.start()
-        runtime._maintenance = asyncio.create_task(runtime._maintain(), name="store.maintain")
         log.info("runtime.started", extra={"resumed_jobs": resumed})
         return runtime
 
@@ -110,28 +114,36 @@ class Runtime:
         filters: Filter | None = None,
         history: Sequence[Turn] = (),
     ) -> AsyncIterator[AnswerEvent]:
-        """Retrieve, then return the answer run's events; retrieval errors raise before any."""
+        """Retrieve, then return the answer run's events; retrieval errors raise before any.
+
+        A follow-up is rewritten into a standalone question for retrieval only; the answerer
+        still sees the question as asked, with the history.
+        """
         started = time.perf_counter()
         self.last_query_at = time.monotonic()
+        meter = Meter()
+        rewriter = self.llm if self.settings.llm_rewrite_questions else None
+        search_for = await rewrite_question(question, history, rewriter, on_usage=meter.add)
+        if self.dense is not None:
+            meter.embedding_tokens += count_tokens(search_for)
         limit = max_results or self.settings.default_max_results
-        hits = await self.retriever.relevant(scope, question, limit, filters)
-        return answer_events(question, hits, self.answerer, started)
+        hits = await self.retriever.relevant(scope, search_for, limit, filters)
+        return answer_events(
+            question, hits, self.answerer, started=started, meter=meter, cost=self._cost,
+            history=history,
+        )  # fmt: skip
+
+    def _cost(self, model: str, meter: Meter) -> float | None:
+        return estimate_cost(
+            model, meter.prompt_tokens, meter.completion_tokens, meter.embedding_tokens,
+            self.settings.model_prices, embedding_model=self.settings.embedding_model,
+        )  # fmt: skip
 
     async def close(self) -> None:
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            await asyncio.gather(self._maintenance, return_exceptions=True)
         await self.queue.stop()
         if self.dense is not None:
             await self.dense.aclose()
+        if self.llm is not None:
+            await self.llm.aclose()
         await asyncio.to_thread(self.store.close)
         await self.registry.close()
-
-    async def _maintain(self) -> None:
-        """Optimise the index only when no job runs and no query came for a while."""
-        while True:
-            await asyncio.sleep(MAINTENANCE_IDLE_S)
-            quiet = time.monotonic() - self.last_query_at > MAINTENANCE_IDLE_S
-            if quiet and self.queue.inflight == 0:
-                with contextlib.suppress(RuntimeError):
-                    await asyncio.to_thread(self.store.maintain)

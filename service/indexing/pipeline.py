@@ -3,24 +3,39 @@
 Each stage is one asyncio task joined to the next by a bounded queue, so a slow embedder
 back-pressures chunking and memory stays bounded whatever arrives. CPU-bound work (chunking,
 BM25 encoding, store writes) runs in threads; batches mix chunks of many small documents.
+
+Two ways in: `submit(job)` (the embedded queue; `on_settled` is called when the job ends, and
+every failure is recorded) and `await run(job)` (a queue with retries of its own, e.g. arq:
+returns the job's `Outcome`; a transient failure is handed back as `retry` unrecorded, and
+cancelling the call abandons the job).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from service.embeddings.dense import DenseEmbedder, PermanentEmbeddingError, TransientEmbeddingError
 from service.embeddings.sparse import Bm25Encoder
 from service.indexing.chunking import Chunk, chunk_text
-from service.indexing.registry import Registry
+from service.indexing.registry_base import JobRegistry, RegistryUnavailable
 from service.indexing.registry_sql import JobRow
+from service.indexing.retrying import embed_with_retries
 from service.store.base import ChunkPoint, Scope, VectorStore
 
 log = logging.getLogger("citeline.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a job run ended: recorded `completed`/`failed`, or `retry` (transient, unrecorded)."""
+
+    status: Literal["completed", "failed", "retry"]
+    error: str | None = None
+    retry_after: float | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -28,7 +43,8 @@ class _Job:
     row: JobRow
     total: int = 0
     done: int = 0
-    failed: bool = False
+    closed: bool = False  # finished, failed or abandoned by its caller: chunks are skipped
+    waiter: asyncio.Future[Outcome] | None = None
 
     @property
     def scope(self) -> Scope:
@@ -47,7 +63,7 @@ class Pipeline:
     def __init__(
         self,
         *,
-        registry: Registry,
+        registry: JobRegistry,
         store: VectorStore,
         sparse: Bm25Encoder,
         dense: DenseEmbedder | None,
@@ -59,12 +75,13 @@ class Pipeline:
         self.on_settled: Callable[[JobRow], Awaitable[None]] = _ignore
         self.batch_size = batch_size
         self.retry_budget_s = retry_budget_s
-        self._jobs: asyncio.Queue[JobRow] = asyncio.Queue(maxsize=batch_size)
+        self._jobs: asyncio.Queue[_Job] = asyncio.Queue(maxsize=batch_size)
         self._to_embed: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=queue_size)
         self._to_store: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=queue_size)
         self._tasks: list[asyncio.Task[None]] = []
         # Upserts and clean-up deletes of the same document must not interleave.
         self._store_lock = asyncio.Lock()
+        self._waiting: set[_Job] = set()
 
     def start(self) -> None:
         self._tasks = [
@@ -74,33 +91,54 @@ class Pipeline:
         ]
 
     async def submit(self, job: JobRow) -> None:
-        await self._jobs.put(job)
+        await self._jobs.put(_Job(job))
+
+    async def run(self, row: JobRow) -> Outcome:
+        """Run one job to its end; cancelling the call abandons the job (nothing is recorded)."""
+        waiter: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        job = _Job(row, waiter=waiter)
+        self._waiting.add(job)
+        try:
+            await self._jobs.put(job)
+            return await waiter
+        finally:
+            job.closed = True  # finished, or abandoned: later stages skip its chunks
+            self._waiting.discard(job)
+
+    async def fail(self, row: JobRow, error: str) -> Outcome:
+        """Fail a job that is not in the pipeline (e.g. out of tries), cleaning up its chunks."""
+        waiter: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        await self._fail(_Job(row, waiter=waiter), error, transient=False)
+        return waiter.result()
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for job in list(self._waiting):
+            if job.waiter is not None and not job.waiter.done():
+                job.waiter.cancel()
 
     # -- stage 1: chunk ----------------------------------------------------------------------
     async def _chunk_stage(self) -> None:
         pending: list[tuple[_Job, Chunk]] = []
         while True:
-            rows = [await self._jobs.get()]
-            while not self._jobs.empty() and len(rows) < self.batch_size:
-                rows.append(self._jobs.get_nowait())
-            chunked = await asyncio.to_thread(_chunk_all, rows)
+            jobs = [await self._jobs.get()]
+            while not self._jobs.empty() and len(jobs) < self.batch_size:
+                jobs.append(self._jobs.get_nowait())
+            jobs = [j for j in jobs if not j.closed]
+            chunked = await asyncio.to_thread(_chunk_all, jobs)
             totals: dict[str, int] = {}
             empty: list[_Job] = []
-            for row, chunks_or_error in chunked:
-                job = _Job(row)
+            for job, chunks_or_error in chunked:
                 if isinstance(chunks_or_error, str):
-                    await self._fail(job, chunks_or_error)
+                    await self._fail(job, chunks_or_error, transient=False)
                     continue
-                job.total = totals[row.job_id] = len(chunks_or_error)
+                job.total = totals[job.row.job_id] = len(chunks_or_error)
                 if not chunks_or_error:
                     empty.append(job)
                 pending.extend((job, c) for c in chunks_or_error)
-            await self.registry.progress("embedding", {}, totals)
+            await self._progress("embedding", {}, totals)
             await self._finish(empty)
             while len(pending) >= self.batch_size:
                 await self._to_embed.put(_Batch(pending[: self.batch_size]))
@@ -113,7 +151,7 @@ class Pipeline:
     async def _embed_stage(self) -> None:
         while True:
             batch = await self._to_embed.get()
-            batch.items = [(j, c) for j, c in batch.items if not j.failed]
+            batch.items = [(j, c) for j, c in batch.items if not j.closed]
             if not batch.items:
                 continue
             dense: Sequence[list[float] | None] = [None] * len(batch.items)
@@ -149,39 +187,30 @@ class Pipeline:
             return list(await self._embed([c.text for _, c in batch.items]))
         except TransientEmbeddingError as exc:
             for job in jobs:
-                await self._fail(job, f"embedding failed after retries: {exc}")
+                await self._fail(
+                    job, f"embedding failed after retries: {exc}", retry_after=exc.retry_after
+                )
             return None
         except PermanentEmbeddingError as exc:
             if len(jobs) == 1:
-                await self._fail(jobs[0], f"embedding failed: {exc}")
+                await self._fail(jobs[0], f"embedding failed: {exc}", transient=False)
                 return None
         # Several documents share the batch and one of them was refused: find which, one by one.
         vectors: dict[_Job, list[list[float]]] = {}
         for job in jobs:
             try:
                 vectors[job] = await self._embed([c.text for j, c in batch.items if j is job])
-            except (PermanentEmbeddingError, TransientEmbeddingError) as exc:
-                await self._fail(job, f"embedding failed: {exc}")
+            except PermanentEmbeddingError as exc:
+                await self._fail(job, f"embedding failed: {exc}", transient=False)
+            except TransientEmbeddingError as exc:
+                await self._fail(job, f"embedding failed: {exc}", retry_after=exc.retry_after)
         batch.items = [(j, c) for j, c in batch.items if j in vectors]
         flat: list[list[float] | None] = [v for job in vectors for v in vectors[job]]
         return flat or None
 
     async def _embed(self, texts: list[str]) -> list[list[float]]:
-        """Retry transient failures with exponential backoff and jitter, inside a time budget."""
         assert self.dense is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.retry_budget_s
-        delay = 0.5
-        while True:
-            try:
-                return await self.dense.embed_documents(texts)
-            except TransientEmbeddingError as exc:
-                wait = max(exc.retry_after or 0.0, delay * random.uniform(0.5, 1.5))
-                if loop.time() + wait > deadline:
-                    raise
-                log.warning("embedding.retry", extra={"wait_s": wait, "error": str(exc)})
-                await asyncio.sleep(wait)
-                delay = min(delay * 2, 30.0)
+        return await embed_with_retries(self.dense, texts, self.retry_budget_s)
 
     # -- stage 3: store ----------------------------------------------------------------------
     async def _store_stage(self) -> None:
@@ -190,7 +219,7 @@ class Pipeline:
             live = [
                 (item, p)
                 for item, p in zip(batch.items, batch.points, strict=True)
-                if not item[0].failed
+                if not item[0].closed
             ]
             by_scope: dict[Scope, list[ChunkPoint]] = {}
             for (job, _), point in live:
@@ -198,7 +227,7 @@ class Pipeline:
             try:
                 async with self._store_lock:
                     await asyncio.to_thread(_upsert_all, self.store, by_scope)
-            except Exception as exc:
+            except Exception as exc:  # the store's own errors: connection, timeout, refusal
                 for job in dict.fromkeys(j for (j, _), _p in live):
                     await self._fail(job, f"store write failed: {exc}")
                 continue
@@ -206,27 +235,59 @@ class Pipeline:
             for (job, _), _p in live:
                 job.done += 1
                 touched[job] = None
-            await self.registry.progress(
+            await self._progress(
                 "upserting", {j.row.job_id: j.done for j in touched if j.done < j.total}, {}
             )
             await self._finish([job for job in touched if job.done == job.total])
 
+    async def _progress(self, stage: str, done: dict[str, int], totals: dict[str, int]) -> None:
+        if not done and not totals:
+            return
+        try:
+            await self.registry.progress(stage, done, totals)
+        except RegistryUnavailable:  # progress is for display; the final state is what counts
+            log.warning("job.progress_lost", extra={"stage": stage})
+
     async def _finish(self, jobs: list[_Job]) -> None:
+        jobs = [job for job in jobs if not job.closed]
         if not jobs:
             return
-        outcomes = await self.registry.finish([(job.row, job.total) for job in jobs])
+        try:
+            outcomes = await self.registry.finish([(job.row, job.total) for job in jobs])
+        except RegistryUnavailable as exc:
+            for job in jobs:
+                await self._fail(job, f"could not record completion: {exc.detail}")
+            return
         for job, outcome in zip(jobs, outcomes, strict=True):
             if outcome.needs_cleanup:
                 await self._delete_other_versions(job, outcome.keep_version)
-            await self.on_settled(job.row)
+            job.closed = True
+            await self._settle(job, Outcome("completed"))
 
-    async def _fail(self, job: _Job, error: str) -> None:
-        if job.failed:
+    async def _fail(
+        self, job: _Job, error: str, *, transient: bool = True, retry_after: float | None = None
+    ) -> None:
+        """Fail a job. A transient failure of a `run` job goes back to its caller, unrecorded."""
+        if job.closed:
             return
-        job.failed = True
-        log.warning("job.failed", extra={"job_id": job.row.job_id, "error": error})
-        keep = await self.registry.fail(job.row, error)
-        await self._delete_other_versions(job, keep)
+        job.closed = True
+        if transient and job.waiter is not None:
+            log.info("job.retryable", extra={"job_id": job.row.job_id, "error": error})
+            await self._settle(job, Outcome("retry", error, retry_after))
+            return
+        log.warning("job.closed", extra={"job_id": job.row.job_id, "error": error})
+        try:
+            outcome = await self.registry.fail(job.row, error)
+        except RegistryUnavailable as exc:
+            await self._settle(job, Outcome("retry", f"{error}; not recorded: {exc.detail}"))
+            return
+        if outcome.needs_cleanup:
+            await self._delete_other_versions(job, outcome.keep_version)
+        await self._settle(job, Outcome("failed", error))
+
+    async def _settle(self, job: _Job, outcome: Outcome) -> None:
+        if job.waiter is not None and not job.waiter.done():
+            job.waiter.set_result(outcome)
         await self.on_settled(job.row)
 
     async def _delete_other_versions(self, job: _Job, keep_version: str | None) -> None:
@@ -246,13 +307,14 @@ async def _ignore(job: JobRow) -> None:
     return None
 
 
-def _chunk_all(rows: list[JobRow]) -> list[tuple[JobRow, list[Chunk] | str]]:
-    out: list[tuple[JobRow, list[Chunk] | str]] = []
-    for row in rows:
+def _chunk_all(jobs: list[_Job]) -> list[tuple[_Job, list[Chunk] | str]]:
+    out: list[tuple[_Job, list[Chunk] | str]] = []
+    for job in jobs:
+        row = job.row
         try:
-            out.append((row, chunk_text(row.text, row.max_tokens, row.overlap_tokens)))
+            out.append((job, chunk_text(row.text, row.max_tokens, row.overlap_tokens)))
         except ValueError as exc:
-            out.append((row, f"chunking failed: {exc}"))
+            out.append((job, f"chunking failed: {exc}"))
     return out
 
 

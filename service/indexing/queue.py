@@ -1,23 +1,41 @@
-"""The embedded job queue: jobs persisted in the registry, run by an in-process pipeline."""
+"""The job queue interface, and the embedded queue: jobs persisted in SQLite, run in-process.
+
+The scaled-out queue (arq on Redis) is `service.indexing.queue_arq.ArqQueue`; nothing outside
+these two modules knows which one runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Protocol
 
 from service.indexing.pipeline import Pipeline
-from service.indexing.registry import DocKey, Registry
+from service.indexing.registry import DocKey, SqliteRegistry
+from service.indexing.registry_base import Accepted, NewDocument
 from service.indexing.registry_sql import JobRow
+from service.store.base import Scope
 
 log = logging.getLogger("citeline.queue")
 
 
 class JobQueue(Protocol):
-    """What the API needs from a queue: accepted jobs are already durable in the registry."""
+    """What the API needs from a queue."""
 
-    def notify(self) -> None:
-        """New jobs were recorded; start them when there is room."""
+    @property
+    def inflight(self) -> int:
+        """Jobs running in this process (0 when workers run elsewhere)."""
+        ...
+
+    async def accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
+        """Record the documents' jobs durably and queue the new ones; answers promptly or
+        raises `service.errors.Unavailable`."""
+        ...
+
+    async def delete_chunks(self, scope: Scope, document_id: str) -> None:
+        """Remove a deleted document's chunks from the store."""
+        ...
 
     async def start(self) -> None: ...
 
@@ -31,7 +49,7 @@ def doc_key(job: JobRow) -> DocKey:
 class EmbeddedQueue:
     """Claims queued jobs oldest first, one per document at a time, at most `max_inflight`."""
 
-    def __init__(self, registry: Registry, pipeline: Pipeline, max_inflight: int) -> None:
+    def __init__(self, registry: SqliteRegistry, pipeline: Pipeline, max_inflight: int) -> None:
         self.registry = registry
         self.pipeline = pipeline
         pipeline.on_settled = self.settled
@@ -41,7 +59,16 @@ class EmbeddedQueue:
         self._task: asyncio.Task[None] | None = None
 
     def notify(self) -> None:
+        """New jobs were recorded; start them when there is room."""
         self._wake.set()
+
+    async def accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
+        accepted = await self.registry.accept(docs)
+        self.notify()
+        return accepted
+
+    async def delete_chunks(self, scope: Scope, document_id: str) -> None:
+        await self.pipeline.delete_chunks(scope, document_id)
 
     @property
     def inflight(self) -> int:

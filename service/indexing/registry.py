@@ -9,80 +9,47 @@ dedicated thread, which serialises them without locks and keeps fsyncs off the e
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from service.indexing.registry_base import (
+    MAX_TRIES,
+    Accepted,
+    DocKey,
+    Finalized,
+    JobRegistry,
+    NewDocument,
+    content_version,
+    derived_document_id,
+    job_id_for,
+)
 from service.indexing.registry_sql import SCHEMA, JobRow, doc_state, job_row
 from service.store.base import Scope
 
+__all__ = [
+    "Accepted",
+    "DocKey",
+    "Finalized",
+    "JobRegistry",
+    "NewDocument",
+    "Registry",
+    "SqliteRegistry",
+    "content_version",
+    "derived_document_id",
+    "job_id_for",
+]
+
 T = TypeVar("T")
-DocKey = tuple[str, str, str]  # tenant, collection, document_id
-
-MAX_TRIES = 5
 
 
-@dataclass(frozen=True, slots=True)
-class NewDocument:
-    scope: Scope
-    document_id: str | None
-    text: str
-    title: str | None
-    source: str | None
-    metadata: dict[str, Any]
-    max_tokens: int
-    overlap_tokens: int
+class SqliteRegistry:
+    """The embedded registry: one SQLite file, every statement on one thread."""
 
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    document_id: str
-    job_id: str
-    status: str
-    version: str
-    duplicate: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Finalized:
-    """What a finished job did: whether its version went live, and which version to keep."""
-
-    activated: bool
-    keep_version: str | None
-    needs_cleanup: bool  # False only when no other version of the document was ever written
-
-
-def content_version(doc: NewDocument) -> str:
-    """Hash of everything that shapes the stored chunks: same input, same version."""
-    canon = json.dumps(
-        [doc.text, doc.title, doc.source, doc.metadata, doc.max_tokens, doc.overlap_tokens],
-        sort_keys=True,
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canon.encode()).hexdigest()[:32]
-
-
-def derived_document_id(scope: Scope, text: str) -> str:
-    return (
-        "doc_"
-        + hashlib.sha256(f"{scope.tenant}\x1f{scope.collection}\x1f{text}".encode()).hexdigest()[
-            :24
-        ]
-    )
-
-
-def job_id_for(scope: Scope, document_id: str, version: str, generation: int) -> str:
-    key = f"{scope.tenant}\x1f{scope.collection}\x1f{document_id}\x1f{version}\x1f{generation}"
-    return "job_" + hashlib.sha256(key.encode()).hexdigest()[:24]
-
-
-class Registry:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry")
@@ -279,6 +246,11 @@ class Registry:
             for r in self.db.execute(sql, args)
         ]
 
+    async def active_versions(self, scope: Scope, document_ids: Sequence[str]) -> dict[str, str]:
+        """Answered from memory, without a thread hop: this is on every search."""
+        active = self.active.get(scope, {})
+        return {d: v for d in document_ids if (v := active.get(d)) is not None}
+
     async def counts(self) -> dict[str, int]:
         return await self._call(self._counts)
 
@@ -386,11 +358,11 @@ class Registry:
         )
         return Finalized(True, job.version, others is not None)
 
-    async def fail(self, job: JobRow, error: str) -> str | None:
-        """Record a failure; returns the version whose chunks must stay (None: keep none)."""
+    async def fail(self, job: JobRow, error: str) -> Finalized:
+        """Record a failure; `keep_version` is the version whose chunks must stay (None: none)."""
         return await self._call(self._fail, job, error)
 
-    def _fail(self, job: JobRow, error: str) -> str | None:
+    def _fail(self, job: JobRow, error: str) -> Finalized:
         with self.db:
             self.db.execute(
                 "UPDATE jobs SET status='failed', stage='done', error=?, finished_at=?"
@@ -402,7 +374,8 @@ class Registry:
                 " WHERE tenant=? AND collection=? AND document_id=?",
                 (job.tenant, job.collection, job.document_id),
             ).fetchone()
-        return None if doc is None or doc["deleted"] else doc["active_version"]
+        keep = None if doc is None or doc["deleted"] else doc["active_version"]
+        return Finalized(False, keep, True)
 
     async def requeue_running(self) -> int:
         return await self._call(self._requeue_running)
@@ -414,3 +387,6 @@ class Registry:
             ).rowcount
         self.queued += n
         return n
+
+
+Registry = SqliteRegistry  # the embedded default, under the name existing imports use

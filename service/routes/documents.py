@@ -62,8 +62,7 @@ async def _accept(runtime: Runtime, docs: list[NewDocument]) -> list[DocumentAcc
             f"the indexing queue is full ({runtime.settings.max_queued_jobs} jobs); retry later",
             retry_after=5,
         )
-    accepted = await runtime.registry.accept(docs)
-    runtime.queue.notify()
+    accepted = await runtime.queue.accept(docs)  # registry + queue; 503 when they stall
     return [DocumentAccepted(**asdict(a)) for a in accepted]
 
 
@@ -153,5 +152,5 @@ async def delete_document(
     scope = Scope(tenant, collection)
     if not await runtime.registry.delete(scope, document_id):
         raise NotFound(f"no document {document_id!r} in collection {collection!r}")
-    await runtime.queue.pipeline.delete_chunks(scope, document_id)
+    await runtime.queue.delete_chunks(scope, document_id)
     return DocumentDeleted(document_id=document_id)

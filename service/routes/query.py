@@ -8,17 +8,27 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
-from schemas.query import QueryIn, QueryOut, SearchIn, SearchOut, SearchResult, Source, StreamIn
+from schemas.query import (
+    CitationSpan,
+    QueryIn,
+    QueryOut,
+    SearchIn,
+    SearchOut,
+    SearchResult,
+    Source,
+    StreamIn,
+)
 from service.answering import (
     AnswerEvent,
     CitationsEvent,
-    DeltaEvent,
     DoneEvent,
     ErrorEvent,
     SourcesEvent,
+    UsageEvent,
+    usage_out,
 )
 from service.deps import RuntimeDep, TenantDep
-from service.errors import ServiceError
+from service.errors import ServiceError, Unavailable
 from service.store.base import Hit, Scope
 from service.streams.sse import encode_sse, sse_response
 
@@ -49,26 +59,33 @@ async def search(body: SearchIn, runtime: RuntimeDep, tenant: TenantDep) -> Sear
 
 
 async def _collect(events: AsyncIterator[AnswerEvent]) -> QueryOut:
+    """Fold an answer run into one JSON body; an error event becomes the problem response."""
     sources: list[Source] = []
-    cited: set[int] = set()
+    citations = CitationsEvent([])
+    usage = UsageEvent(0, 0)
     async for event in events:
         match event:
             case SourcesEvent():
                 sources = event.sources
             case CitationsEvent():
-                cited = set(event.cited)
-            case ErrorEvent():
-                raise ServiceError(event.message)
+                citations = event
+            case UsageEvent():
+                usage = event
+            case ErrorEvent(message, status, retry_after):
+                if retry_after is not None:
+                    raise Unavailable(message, retry_after=retry_after)
+                raise ServiceError(message, status=status)
             case DoneEvent():
+                cited, spans = set(citations.cited), citations.spans
                 return QueryOut(
                     answer=event.answer,
                     sources=[s.model_copy(update={"cited": s.n in cited}) for s in sources],
+                    citations=[CitationSpan(n=c.n, start=c.start, end=c.end) for c in spans],
+                    usage=usage_out(usage),
                     tokens_used=event.tokens_used,
                     latency_ms=round(event.latency_ms, 2),
                     model=event.model,
                 )
-            case DeltaEvent():
-                pass
     raise ServiceError("the answer ended without a result")
 
 

@@ -143,3 +143,20 @@ def hit_from_payload(chunk_id: str, score: float, payload: dict[str, Any]) -> Hi
         source=payload.get("source"),
         metadata=payload.get("metadata") or {},
     )
+
+
+def check_sparse(vector: SparseVector) -> SparseVector:
+    """`vector` if well-formed, else ValueError.
+
+    Qdrant Edge 0.9 panics on an indices/values length mismatch and the bad write stays in its
+    WAL, so every later write, and even reopening the shard, panics too: check before writing.
+    """
+    if len(vector.indices) != len(vector.values):
+        raise ValueError(
+            f"sparse vector has {len(vector.indices)} indices but {len(vector.values)} values"
+        )
+    if len(set(vector.indices)) != len(vector.indices):
+        raise ValueError("sparse vector indices must be unique")
+    if vector.indices and (min(vector.indices) < 0 or max(vector.indices) >= 2**32):
+        raise ValueError("sparse vector indices must fit in an unsigned 32-bit integer")
+    return vector

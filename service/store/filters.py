@@ -112,6 +112,8 @@ def _comparison(b: _Builder[C], f: ComparisonFilter) -> C:
     path = _payload_key(f.key)
     if f.type in ("in", "nin"):
         values: Sequence[FilterValue] = f.value if isinstance(f.value, list) else [f.value]
+        if not values:
+            raise ValueError(f"filter {f.type!r} on {f.key!r} needs at least one value")
         strings = [v for v in values if isinstance(v, str)]
         parts = [_equals(b, f.type, f.key, path, v) for v in values if not isinstance(v, str)]
         if strings:
@@ -128,6 +130,8 @@ def _comparison(b: _Builder[C], f: ComparisonFilter) -> C:
 
 def _translate(b: _Builder[C], f: Filter) -> C:
     if isinstance(f, CompoundFilter):
+        if not f.filters:  # an empty `should` would match everything
+            raise ValueError(f"filter {f.type!r} needs at least one sub-filter")
         parts = [_translate(b, sub) for sub in f.filters]
         return b.all_of(parts) if f.type == "and" else b.any_of(parts)
     return _comparison(b, f)

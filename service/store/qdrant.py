@@ -87,8 +87,9 @@ class QdrantStore:
             raise ValueError(f"collection {self._name!r} has no {base.SPARSE_VECTOR!r} vector")
 
     def upsert(self, scope: Scope, points: Sequence[ChunkPoint]) -> None:
-        for start in range(0, len(points), _UPSERT_BATCH):
-            batch = [self._point(scope, p) for p in points[start : start + _UPSERT_BATCH]]
+        converted = [self._point(scope, p) for p in points]  # every point checked before a write
+        for start in range(0, len(converted), _UPSERT_BATCH):
+            batch = converted[start : start + _UPSERT_BATCH]
             with self._lock:
                 self._client.upsert(self._name, points=batch, wait=True)
 
@@ -157,8 +158,9 @@ class QdrantStore:
         self._client.close()
 
     def _point(self, scope: Scope, p: ChunkPoint) -> qm.PointStruct:
+        sparse = base.check_sparse(p.sparse)
         vectors: dict[str, Any] = {
-            base.SPARSE_VECTOR: qm.SparseVector(indices=p.sparse.indices, values=p.sparse.values)
+            base.SPARSE_VECTOR: qm.SparseVector(indices=sparse.indices, values=sparse.values)
         }
         if p.dense is not None:
             vectors[base.DENSE_VECTOR] = self._check_dense(p.dense)
@@ -168,7 +170,7 @@ class QdrantStore:
     def _sparse_leg(
         self, scope: Scope, sparse: SparseVector | None
     ) -> tuple[Any, str, qm.SearchParams | None] | None:
-        if sparse is None or not sparse.indices:
+        if sparse is None or not base.check_sparse(sparse).indices:
             return None
         vector = qm.SparseVector(indices=sparse.indices, values=sparse.values)
         # IDF over this tenant's collection only, as in EdgeStore.

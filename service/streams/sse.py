@@ -17,6 +17,7 @@ from service.answering import (
     ErrorEvent,
     SourcesEvent,
     UsageEvent,
+    usage_out,
 )
 
 log = logging.getLogger("citeline.sse")
@@ -35,14 +36,13 @@ def event_payload(event: AnswerEvent) -> tuple[str, dict[str, Any]]:
             return "sources", {"sources": [s.model_dump(mode="json") for s in sources]}
         case DeltaEvent(text):
             return "delta", {"text": text}
-        case CitationsEvent(cited):
-            return "citations", {"cited": cited}
-        case UsageEvent():
-            return "usage", {
-                "prompt_tokens": event.prompt_tokens,
-                "completion_tokens": event.completion_tokens,
-                "total_tokens": event.total_tokens,
+        case CitationsEvent(cited, spans):
+            return "citations", {
+                "cited": cited,
+                "spans": [{"n": c.n, "start": c.start, "end": c.end} for c in spans],
             }
+        case UsageEvent():
+            return "usage", usage_out(event).model_dump()
         case DoneEvent():
             return "done", {
                 "answer": event.answer,
@@ -50,8 +50,8 @@ def event_payload(event: AnswerEvent) -> tuple[str, dict[str, Any]]:
                 "latency_ms": round(event.latency_ms, 2),
                 "tokens_used": event.tokens_used,
             }
-        case ErrorEvent(message, status):
-            return "error", {"message": message, "status": status}
+        case ErrorEvent(message, status, retry_after):
+            return "error", {"message": message, "status": status, "retry_after": retry_after}
     raise TypeError(f"unknown event {event!r}")
 
 

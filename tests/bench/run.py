@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +30,7 @@ from tests.bench import inproc
 from tests.bench.data import load_dataset
 from tests.bench.ingest import replicate, run_ingestion
 from tests.bench.query import query_latency, stream_ttfb
-from tests.bench.server import dir_size_bytes, log, running_server, total_chunks
+from tests.bench.server import REPO_ROOT, dir_size_bytes, log, running_server, total_chunks
 from tests.bench.targets import check_targets
 
 FULL = {"chunks": 100_000, "retrieval": 2000, "query": 1000, "stream": 200, "warmup": 100}
@@ -47,6 +48,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=3600.0, help="bound on the ingestion, s")
     p.add_argument("--out", type=Path, help="also write the JSON result here")
     return p.parse_args(argv)
+
+
+def code_version() -> dict[str, Any]:
+    """The commit measured and how many files differed from it (read-only git calls)."""
+
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return out.stdout.strip()
+
+    changed = [line for line in git("status", "--porcelain").splitlines() if line.strip()]
+    return {"commit": git("rev-parse", "--short", "HEAD") or None, "changed_files": len(changed)}
+
+
+def load_avg() -> list[float]:
+    """1, 5 and 15 minute load averages: other work on the machine skews every figure."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def phase_ingest(args: argparse.Namespace, data_dir: Path, docs: list[Any]) -> dict[str, Any]:
@@ -88,14 +110,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     random.Random(0).shuffle(questions)
     docs, expected_chunks = replicate(data.corpus, sizes["chunks"])
     log(f"{len(docs)} documents, {expected_chunks} chunks expected; sizes {sizes}")
+    load = {"start": load_avg()}
     with tempfile.TemporaryDirectory(prefix="citeline-bench-") as tmp:
         data_dir = Path(tmp) / "data"
         ingest = phase_ingest(args, data_dir, docs)
+        load["after_ingestion"] = load_avg()
         log("phase c: in-process retrieval")
         retrieval_qs = questions[: sizes["retrieval"]]
         retrieval = asyncio.run(inproc.measure(data_dir, retrieval_qs, sizes["warmup"]))
+        load["after_retrieval"] = load_avg()
         log("phase d: /v1/query over HTTP")
         query = phase_query(data_dir, questions, sizes)
+        load["after_queries"] = load_avg()
         disk_mib = round(dir_size_bytes(data_dir) / 2**20, 1)
     return {
         "parameters": {
@@ -111,6 +137,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
             "machine": platform.machine(),
+            "code": code_version(),
+            "load_avg_1_5_15m": load,
         },
         "ingestion": ingest,
         "retrieval_in_process": retrieval,

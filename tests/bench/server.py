@@ -44,6 +44,8 @@ def _server_env(data_dir: Path, port: int, extra: dict[str, str]) -> dict[str, s
         CITELINE_PORT=str(port),
         CITELINE_LOG_LEVEL="warning",
     )
+    # The server runs outside the repo (no .env picked up), importing this checkout's code.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
 
@@ -117,9 +119,10 @@ class ServerProcess:
 
 def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> ServerProcess:
     port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "service"],
-        cwd=REPO_ROOT,
+        cwd=data_dir,
         env=_server_env(data_dir, port, extra_env or {}),
         stdin=subprocess.DEVNULL,
         stdout=sys.stderr,  # keep our stdout for the JSON result
@@ -148,23 +151,39 @@ def running_server(
         log(f"server {server.pid} stopped (exit code {code})")
 
 
-def post_with_retry(
-    client: httpx.Client, path: str, body: dict[str, Any], max_wait: float = 120.0
+def request_with_retry(
+    client: httpx.Client, method: str, path: str, max_wait: float = 120.0, **kwargs: Any
 ) -> httpx.Response:
-    """POST, honouring 503 + Retry-After (a full queue) for at most `max_wait` seconds."""
+    """A request retried on a dropped connection and on 503 + Retry-After (a full queue).
+
+    Only for idempotent calls: reads, and document posts (the same content posted again
+    returns the existing job). A connection can drop when the server's event loop stalls
+    past uvicorn's keep-alive timeout and closes an idle connection as a request arrives.
+    """
     deadline = time.monotonic() + max_wait
     while True:
-        r = client.post(path, json=body)
+        try:
+            r = client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            if time.monotonic() > deadline:
+                raise
+            log(f"{method} {path}: {exc!r}; retrying")
+            time.sleep(0.5)
+            continue
         if r.status_code != 503 or time.monotonic() > deadline:
             r.raise_for_status()
             return r
         time.sleep(min(float(r.headers.get("retry-after", "1")), 5.0))
 
 
+def post_with_retry(
+    client: httpx.Client, path: str, body: dict[str, Any], max_wait: float = 120.0
+) -> httpx.Response:
+    return request_with_retry(client, "POST", path, max_wait, json=body)
+
+
 def job_counts(client: httpx.Client) -> dict[str, int]:
-    r = client.get("/readyz")
-    r.raise_for_status()
-    counts: dict[str, int] = r.json()["jobs"]
+    counts: dict[str, int] = request_with_retry(client, "GET", "/readyz").json()["jobs"]
     return counts
 
 
@@ -196,7 +215,7 @@ def total_chunks(client: httpx.Client, collection: str = "default", max_pages: i
         params: dict[str, Any] = {"collection": collection, "limit": 1000}
         if cursor:
             params["cursor"] = cursor
-        page = client.get("/v1/documents", params=params).raise_for_status().json()
+        page = request_with_retry(client, "GET", "/v1/documents", params=params).json()
         total += sum(int(d["chunks"]) for d in page["documents"])
         cursor = page["next_cursor"]
         if cursor is None:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from schemas.query import Source
+from service.answering import AnswerPlan
 from tests.integration.corpus import post_all
 
 
@@ -21,7 +22,10 @@ class SlowAnswerer:
     def __init__(self, silence_s: float) -> None:
         self.silence_s = silence_s
 
-    async def stream(self, question: str, sources: Sequence[Source]) -> AsyncIterator[str]:
+    def plan(self, question: str, sources: Sequence[Source], history: Any) -> AnswerPlan:
+        return AnswerPlan([s.n for s in sources], self._stream())
+
+    async def _stream(self) -> AsyncIterator[str]:
         await asyncio.sleep(self.silence_s)
         yield "Late words [1]."
 
@@ -29,7 +33,10 @@ class SlowAnswerer:
 class BrokenAnswerer:
     model = "broken"
 
-    async def stream(self, question: str, sources: Sequence[Source]) -> AsyncIterator[str]:
+    def plan(self, question: str, sources: Sequence[Source], history: Any) -> AnswerPlan:
+        return AnswerPlan([s.n for s in sources], self._stream())
+
+    async def _stream(self) -> AsyncIterator[str]:
         yield "First words"
         raise ConnectionError("upstream went away")
 

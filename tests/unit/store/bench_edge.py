@@ -1,16 +1,19 @@
 """Benchmark EdgeStore: upsert throughput, query latency before/after maintain(), optimize cost.
 
 Not a test (pytest does not collect it). Run:
-    .venv/bin/python -m tests.unit.store.bench_edge --points 100000 [--maintain-every 10000]
+    .venv/bin/python -m tests.unit.store.bench_edge --scenario fresh   # optimize on fresh data
+    .venv/bin/python -m tests.unit.store.bench_edge --scenario churn   # re-index half, maintain()
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -90,40 +93,47 @@ class Ticker:
         self._thread.join()
 
 
-def timed_maintain(store: EdgeStore) -> str:
+def timed(call: Callable[[], object]) -> tuple[float, float]:
+    """Seconds `call` took, and the longest the process was frozen meanwhile."""
     with Ticker() as ticker:
         t = time.perf_counter()
-        store.maintain()
+        call()
         took = time.perf_counter() - t
-    info = store._shard.info()
-    return f"{took:.2f} s (ticker max gap {ticker.max_gap:.2f} s), segments {info.segments_count}"
+    return took, ticker.max_gap
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--terms", type=int, default=100)
-    parser.add_argument("--maintain-every", type=int, default=0, help="0: only at the end")
+    parser.add_argument("--scenario", choices=["fresh", "churn"], default="fresh")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         store = EdgeStore(Path(tmp) / "shard")
-        batch, written, upsert_s, doc = 256, 0, 0.0, 0
-        while written < args.points:
-            points = make_points(rng, doc, min(batch, args.points - written), args.terms)
+        docs: list[list[ChunkPoint]] = []
+        upsert_s = 0.0
+        while (written := sum(map(len, docs))) < args.points:
+            docs.append(make_points(rng, len(docs), min(256, args.points - written), args.terms))
             t = time.perf_counter()
-            store.upsert(SCOPES[doc % len(SCOPES)], points)
+            store.upsert(SCOPES[(len(docs) - 1) % len(SCOPES)], docs[-1])
             upsert_s += time.perf_counter() - t
-            written, doc = written + len(points), doc + 1
-            if args.maintain_every and written % args.maintain_every < batch:
-                print(f"  at {written}: maintain {timed_maintain(store)}")
-        info = store._shard.info()
         print(f"upsert: {written} points in {upsert_s:.1f} s = {written / upsert_s:.0f} points/s")
-        print(f"segments before maintain: {info.segments_count}")
-        print(f"query before maintain: {latencies(store, rng)}")
-        print(f"maintain: {timed_maintain(store)}")
-        print(f"query after maintain:  {latencies(store, rng)}")
-        print(f"maintain again: {timed_maintain(store)}")
+        print(f"segments {store._shard.info().segments_count}; query: {latencies(store, rng)}")
+        if args.scenario == "fresh":
+            took, frozen = timed(store._shard.optimize)
+            print(f"optimize: {took:.2f} s, process frozen up to {frozen:.2f} s")
+        else:
+            maintain_runs: list[tuple[float, float]] = []
+            for d in range(0, len(docs), 2):  # re-index half the documents, as the pipeline does
+                v2 = [dataclasses.replace(p, version="v2") for p in docs[d]]
+                store.upsert(SCOPES[d % len(SCOPES)], v2)
+                store.delete_document(SCOPES[d % len(SCOPES)], f"doc-{d}", keep_version="v2")
+                maintain_runs.append(timed(store.maintain))
+            slow = [(t, f) for t, f in maintain_runs if t > 0.05]
+            print(f"re-indexed half; {len(maintain_runs)} maintain() calls, {len(slow)} optimized:")
+            print("  " + ", ".join(f"{t:.2f} s (frozen {f:.2f} s)" for t, f in slow))
+        print(f"segments {store._shard.info().segments_count}; query: {latencies(store, rng)}")
         store.close()
 
 

@@ -123,6 +123,29 @@ def test_empty_or_missing_query_vector_returns_nothing(store: VectorStore) -> No
     assert store.search(ACME, sparse=query(999)) == []  # a term no chunk has
 
 
+@pytest.mark.parametrize(
+    ("indices", "values", "message"),
+    [
+        ([1, 2], [1.0], "2 indices but 1 values"),
+        ([1, 1], [1.0, 1.0], "unique"),
+        ([-1], [1.0], "32-bit"),
+        ([2**32], [1.0], "32-bit"),
+    ],
+)
+def test_malformed_sparse_vector_is_rejected_before_any_write(
+    store: VectorStore, indices: list[int], values: list[float], message: str
+) -> None:
+    bad = chunk("bad", 300)
+    bad.sparse = SparseVector(indices=indices, values=values)
+    with pytest.raises(ValueError, match=message):
+        store.upsert(ACME, [*(chunk("good", i) for i in range(300)), bad])
+    with pytest.raises(ValueError, match=message):
+        store.search(ACME, sparse=SparseVector(indices=indices, values=values))
+    assert store.chunk_ids(ACME) == []  # nothing of the rejected call was written
+    store.upsert(ACME, [chunk("after")])  # and the store still takes writes
+    assert docs(store, ACME) == {"after"}
+
+
 def test_tenants_are_isolated(store: VectorStore) -> None:
     store.upsert(ACME, [chunk("shared-id", 0), chunk("acme-only", 0)])
     store.upsert(OTHER_TENANT, [chunk("shared-id", 0, text="globex text")])
@@ -199,7 +222,7 @@ def test_dense_vector_without_dense_config_is_rejected(store: VectorStore) -> No
 
 # -- metadata filters ------------------------------------------------------------------------
 
-DATASET = {
+DATASET: dict[str, dict[str, Any]] = {
     "d1": {"lang": "en", "year": 2020, "score": 0.5, "draft": False, "my-key": "v"},
     "d2": {"lang": "de", "year": 2021, "score": 1.5, "draft": True},
     "d3": {"lang": "en", "year": 2022, "score": 2.5, "draft": True, "nested": {"x": 1}},
@@ -305,6 +328,7 @@ def test_filter_returns_exactly_the_expected_documents(
         ("lte", "draft", True, "needs a number"),
         ("eq", "lang", ["en"], "takes one value"),
         ("eq", "a..b", 1, "not a valid metadata path"),
+        ("in", "lang", [], "at least one value"),
     ],
 )
 def test_invalid_filter_is_a_value_error(
@@ -313,6 +337,12 @@ def test_invalid_filter_is_a_value_error(
     # The schema rejects most of these already; the store must not rely on it.
     unchecked = ComparisonFilter.model_construct(type=op, key=key, value=value)
     with pytest.raises(ValueError, match=message):
+        filter_store.search(ACME, sparse=query(COMMON), filters=unchecked)
+
+
+def test_empty_compound_filter_is_a_value_error(filter_store: VectorStore) -> None:
+    unchecked = CompoundFilter.model_construct(type="or", filters=[])
+    with pytest.raises(ValueError, match="at least one sub-filter"):
         filter_store.search(ACME, sparse=query(COMMON), filters=unchecked)
 
 

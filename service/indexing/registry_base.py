@@ -1,0 +1,131 @@
+"""The job registry contract, shared by the SQLite (embedded) and Redis (scaled-out) registries.
+
+A registry records documents and their indexing jobs and decides which version of each
+document is live. Search drops every hit whose version is not its document's active version,
+so a half-written new version, a superseded one or a deleted document is never cited.
+
+Errors: a registry whose backing service does not answer raises `RegistryUnavailable`
+(HTTP 503 with Retry-After when it reaches a route); nothing else is expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from service.errors import Unavailable
+from service.indexing.registry_sql import JobRow
+from service.store.base import Scope
+
+DocKey = tuple[str, str, str]  # tenant, collection, document_id
+
+MAX_TRIES = 5
+
+
+class RegistryUnavailable(Unavailable):
+    """The registry's store did not answer in time; the caller may retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewDocument:
+    scope: Scope
+    document_id: str | None
+    text: str
+    title: str | None
+    source: str | None
+    metadata: dict[str, Any]
+    max_tokens: int
+    overlap_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    document_id: str
+    job_id: str
+    status: str
+    version: str
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Finalized:
+    """What a finished (or failed) job did: whether its version went live, what to keep."""
+
+    activated: bool
+    keep_version: str | None
+    # False when no other version of the document was ever written, or when the registry
+    # refused the update (a stale attempt of a job that another attempt now owns).
+    needs_cleanup: bool
+
+
+def content_version(doc: NewDocument) -> str:
+    """Hash of everything that shapes the stored chunks: same input, same version."""
+    canon = json.dumps(
+        [doc.text, doc.title, doc.source, doc.metadata, doc.max_tokens, doc.overlap_tokens],
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canon.encode()).hexdigest()[:32]
+
+
+def derived_document_id(scope: Scope, text: str) -> str:
+    key = f"{scope.tenant}\x1f{scope.collection}\x1f{text}"
+    return "doc_" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def job_id_key(scope: Scope, document_id: str, version: str, generation: int) -> str:
+    """What a job id is derived from: the document, its content version and its generation."""
+    return f"{scope.tenant}\x1f{scope.collection}\x1f{document_id}\x1f{version}\x1f{generation}"
+
+
+def job_id_for(scope: Scope, document_id: str, version: str, generation: int) -> str:
+    key = job_id_key(scope, document_id, version, generation)
+    return "job_" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+class JobRegistry(Protocol):
+    """What the routes, the pipeline and the retriever need from a registry."""
+
+    # Jobs waiting to run, as last seen: a soft limit for new work, may lag other processes.
+    queued: int
+
+    async def open(self) -> int:
+        """Open, and return how many jobs are waiting (resumed or still queued)."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
+        """Record documents and their jobs durably; identical content gives the same job."""
+        ...
+
+    async def job(self, job_id: str, tenant: str) -> JobRow | None: ...
+
+    async def document(self, scope: Scope, document_id: str) -> dict[str, Any] | None: ...
+
+    async def documents(
+        self, scope: Scope, after: str | None, limit: int
+    ) -> list[dict[str, Any]]: ...
+
+    async def counts(self) -> dict[str, int]: ...
+
+    async def delete(self, scope: Scope, document_id: str) -> bool:
+        """Tombstone a document: from this moment on it is never served."""
+        ...
+
+    async def active_versions(self, scope: Scope, document_ids: Sequence[str]) -> dict[str, str]:
+        """The served version of each given document that has one."""
+        ...
+
+    async def progress(self, stage: str, done: dict[str, int], totals: dict[str, int]) -> None: ...
+
+    async def finish(self, jobs: Sequence[tuple[JobRow, int]]) -> list[Finalized]:
+        """Make each job's version live if it is still its document's latest; else retire it."""
+        ...
+
+    async def fail(self, job: JobRow, error: str) -> Finalized:
+        """Record a failure; `keep_version` is the version whose chunks must stay."""
+        ...

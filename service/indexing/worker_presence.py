@@ -1,0 +1,164 @@
+"""Which arq workers are alive, what they run, and per-document locks that die with them.
+
+arq alone leaves the job of a SIGKILLed worker stuck until its in-progress key expires (the
+function timeout + 10 s). Here each worker refreshes a liveness key every third of
+`ttl_s` and lists the jobs it runs; any worker that finds a listed worker's liveness key gone
+deletes that worker's in-progress keys, so its jobs start again on the next poll, a few
+seconds after the crash. Wrongly declaring a worker dead (its loop stalled for `ttl_s`) is
+safe: the registry fences every state change by the attempt's try number, so only the newest
+attempt can finish or fail a job, and both attempts write the same point ids.
+
+A document lock (owner = worker id + job id) keeps two versions of one document from running
+at once; a lock whose owner is dead can be taken over, and each expires on its own after
+`lock_ttl_s` in any case.
+
+Keys: cl:worker:<id> (liveness, PX), cl:workers (set of ids), cl:worker-jobs:<id> (set),
+cl:lock:<scope>\\x1f<document_id>.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from typing import Any
+
+from arq.constants import in_progress_key_prefix
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from service.indexing.registry_redis import scope_key
+from service.indexing.registry_sql import JobRow
+from service.store.base import Scope
+
+log = logging.getLogger("citeline.worker")
+
+_RECLAIM = r"""
+local out = {}
+for _, w in ipairs(redis.call('SMEMBERS', 'cl:workers')) do
+  if redis.call('EXISTS', 'cl:worker:' .. w) == 0 then
+    for _, j in ipairs(redis.call('SMEMBERS', 'cl:worker-jobs:' .. w)) do
+      redis.call('DEL', ARGV[1] .. j)
+      table.insert(out, j)
+    end
+    redis.call('DEL', 'cl:worker-jobs:' .. w)
+    redis.call('SREM', 'cl:workers', w)
+  end
+end
+return out
+"""
+
+# ARGV: lock key, owner value, px → 1 when taken (free, ours already, or its owner is dead)
+_ACQUIRE = r"""
+local cur = redis.call('GET', ARGV[1])
+if cur and cur ~= ARGV[2] then
+  local owner = string.match(cur, '^([^|]*)|')
+  if owner and redis.call('EXISTS', 'cl:worker:' .. owner) == 1 then return 0 end
+end
+redis.call('SET', ARGV[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+_RELEASE = r"""
+if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('DEL', ARGV[1]) end
+return 0
+"""
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Presence:
+    """One worker's liveness key, its running-jobs list and its document locks."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        ttl_s: float,
+        lock_ttl_s: float,
+        worker_id: str | None = None,
+        queue_prefix: str = in_progress_key_prefix,
+    ) -> None:
+        self.redis = redis  # decode_responses=True
+        self.worker_id = worker_id or new_worker_id()
+        self.ttl_s, self.lock_ttl_s = ttl_s, lock_ttl_s
+        self._in_progress_prefix = queue_prefix
+        self._reclaim = redis.register_script(_RECLAIM)
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._release = redis.register_script(_RELEASE)
+        self._task: asyncio.Task[None] | None = None
+        self.reclaimed = 0
+
+    @property
+    def _jobs_key(self) -> str:
+        return f"cl:worker-jobs:{self.worker_id}"
+
+    async def start(self) -> None:
+        await self.beat()
+        self._task = asyncio.create_task(self._beat_forever(), name="worker.heartbeat")
+
+    async def stop(self) -> None:
+        """A clean exit: nothing to reclaim (arq re-queues the jobs it cancelled itself)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(2):
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.delete(f"cl:worker:{self.worker_id}", self._jobs_key)
+                    pipe.srem("cl:workers", self.worker_id)
+                    await pipe.execute()
+
+    async def beat(self) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(f"cl:worker:{self.worker_id}", "1", px=int(self.ttl_s * 1000))
+            pipe.sadd("cl:workers", self.worker_id)
+            await pipe.execute()
+        reclaimed: list[str] = await self._reclaim(keys=[], args=[self._in_progress_prefix])
+        if reclaimed:
+            self.reclaimed += len(reclaimed)
+            log.warning("worker.reclaimed", extra={"jobs": reclaimed})
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_s / 3)
+            try:
+                async with asyncio.timeout(self.ttl_s / 3):
+                    await self.beat()
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.warning("worker.heartbeat_failed", extra={"error": repr(exc)})
+
+    async def running(self, job_id: str) -> None:
+        await _r(self.redis.sadd(self._jobs_key, job_id))
+
+    async def done(self, job_id: str) -> None:
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(2):
+                await _r(self.redis.srem(self._jobs_key, job_id))
+
+    def lock(self, job: JobRow) -> DocLock:
+        key = f"cl:lock:{scope_key(Scope(job.tenant, job.collection))}\x1f{job.document_id}"
+        return DocLock(self, key, f"{self.worker_id}|{job.job_id}")
+
+
+class DocLock:
+    def __init__(self, presence: Presence, key: str, value: str) -> None:
+        self.presence, self.key, self.value = presence, key, value
+
+    async def acquire(self) -> bool:
+        px = int(self.presence.lock_ttl_s * 1000)
+        return bool(await self.presence._acquire(keys=[], args=[self.key, self.value, px]))
+
+    async def release(self) -> None:
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(2):
+                await self.presence._release(keys=[], args=[self.key, self.value])
+
+
+async def _r(awaitable: Any) -> Any:
+    return await awaitable

@@ -1,0 +1,162 @@
+"""A deadline for the whole call, a rate limit, and a fallback chain, around any LLMs.
+
+Rules (`ResilientLLM.stream`):
+- the deadline covers everything: waiting for the rate limiter, connecting, retries, the time
+  to the first delta and the whole stream;
+- before the first delta, LLMUnavailable (and LLMRejected for an unknown model) moves on to
+  the next model of the chain; any other rejection is raised at once;
+- after the first delta nothing is retried: every failure, the deadline included, raises
+  LLMStreamBroken, because part of the answer is already with the client;
+- a Retry-After from the primary pauses the shared limiter for every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from service.llm.base import (
+    LLM,
+    ChatMessage,
+    LLMDeadlineExceeded,
+    LLMError,
+    LLMEvent,
+    LLMRejected,
+    LLMStreamBroken,
+    LLMUnavailable,
+    TextDelta,
+    Usage,
+    estimate_prompt_tokens,
+)
+from service.llm.ratelimit import RateLimiter, Reservation
+
+__all__ = ["ResilientLLM"]
+
+log = logging.getLogger("citeline.llm")
+
+
+async def _next_before(
+    events: AsyncIterator[LLMEvent], deadline: float, model: str
+) -> LLMEvent:
+    """The next event, or LLMDeadlineExceeded once the loop clock passes `deadline`.
+
+    The timeout wraps a single `__anext__`, never a `yield`: a timeout spanning a yield would
+    cancel whatever the consumer awaits at that moment instead of the upstream read.
+    """
+    scope = asyncio.timeout_at(deadline)
+    try:
+        async with scope:
+            return await anext(events)
+    except TimeoutError as exc:
+        if not scope.expired():
+            raise
+        raise LLMDeadlineExceeded(f"{model!r} did not answer in time", model=model) from exc
+
+
+class ResilientLLM:
+    """LLM that adds a per-request deadline, the limiter and fallback models to `primary`.
+
+    The limiter describes the primary's quota; a fallback is another deployment with its own
+    quota, used exactly when the primary is saturated, so it is not limited here. The context
+    window is the smallest of the chain's, so one prompt fits whichever model answers.
+    """
+
+    def __init__(
+        self,
+        primary: LLM,
+        fallbacks: Sequence[LLM] = (),
+        limiter: RateLimiter | None = None,
+        deadline_s: float = 60.0,
+    ) -> None:
+        if deadline_s <= 0:
+            raise ValueError("deadline_s must be positive")
+        self._chain: tuple[LLM, ...] = (primary, *fallbacks)
+        self._limiter = limiter
+        self.deadline_s = deadline_s
+        self.model = primary.model
+        self.context_window = min(llm.context_window for llm in self._chain)
+
+    async def aclose(self) -> None:
+        for llm in self._chain:
+            await llm.aclose()
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int
+    ) -> AsyncIterator[LLMEvent]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.deadline_s
+        estimate = estimate_prompt_tokens(messages) + max_tokens
+        failures: list[LLMError] = []
+        for position, llm in enumerate(self._chain):
+            limiter = self._limiter if position == 0 else None
+            reservation: Reservation | None = None
+            if limiter is not None:
+                try:
+                    reservation = await limiter.acquire(
+                        estimate, max_wait=max(deadline - loop.time(), 0.0)
+                    )
+                except LLMUnavailable as exc:
+                    exc.model = llm.model
+                    failures.append(exc)
+                    continue
+            events = llm.stream(messages, max_tokens=max_tokens)
+            sent = False
+            try:
+                while True:
+                    try:
+                        event = await _next_before(events, deadline, llm.model)
+                    except StopAsyncIteration:
+                        break
+                    if isinstance(event, TextDelta):
+                        sent = True
+                    elif isinstance(event, Usage) and limiter and reservation:
+                        limiter.settle(reservation, event.total_tokens)
+                    yield event
+                return
+            except LLMError as exc:
+                if sent:
+                    if isinstance(exc, LLMStreamBroken):
+                        raise
+                    raise LLMStreamBroken(
+                        f"the answer from {llm.model!r} broke off: {exc}", model=llm.model
+                    ) from exc
+                if limiter and reservation:
+                    limiter.settle(reservation, 0)  # nothing was generated
+                if not self._may_fall_back(exc):
+                    raise
+                if limiter and isinstance(exc, LLMUnavailable) and exc.retry_after:
+                    limiter.pause(exc.retry_after)
+                failures.append(exc)
+                if position + 1 < len(self._chain):
+                    log.warning(
+                        "llm.fallback",
+                        extra={"failed_model": llm.model, "error": str(exc),
+                               "next_model": self._chain[position + 1].model},
+                    )
+            finally:
+                # Closes the upstream response when we stop early (our own consumer closed
+                # us, or was cancelled); a no-op when the stream already finished.
+                aclose = getattr(events, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+        raise self._exhausted(failures)
+
+    @staticmethod
+    def _may_fall_back(exc: LLMError) -> bool:
+        if isinstance(exc, LLMUnavailable):
+            return True
+        return isinstance(exc, LLMRejected) and exc.model_not_found
+
+    def _exhausted(self, failures: list[LLMError]) -> LLMError:
+        unavailable = [f for f in failures if isinstance(f, LLMUnavailable)]
+        if not unavailable:
+            return failures[-1]
+        waits = [f.retry_after for f in unavailable if f.retry_after is not None]
+        summary = "; ".join(str(f) for f in failures)
+        return LLMUnavailable(
+            f"no LLM could answer: {summary}",
+            model=failures[-1].model,
+            status_code=unavailable[-1].status_code,
+            retry_after=min(waits) if waits else None,
+        )

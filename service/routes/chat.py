@@ -1,0 +1,161 @@
+"""`POST /api/chat` for AI SDK frontends, stream resumption, and the chat page at `GET /`.
+
+The UI message stream (AI SDK 5+) is the default; AI SDK 4's data stream is chosen by the
+request shape (messages with `content` strings and no `trigger`) or by `?protocol=data`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path as FilePath
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+
+from schemas.chat import CHAT_ID_PATTERN, ChatIn, ChatMessage
+from schemas.query import Turn
+from service.deps import RuntimeDep, TenantDep
+from service.errors import BadRequest, problem
+from service.store.base import Scope
+from service.streams.data_stream import (
+    DATA_HEADERS,
+    DATA_MEDIA_TYPE,
+    HEARTBEAT,
+    data_lines,
+    with_heartbeat,
+)
+from service.streams.resume import (
+    RunGone,
+    Runs,
+    RunStoreError,
+    event_id,
+    parse_event_id,
+)
+from service.streams.ui_message import UI_HEADERS, overflow_frames, ui_frames
+
+router = APIRouter(tags=["chat"])
+
+STATIC_DIR = FilePath(__file__).resolve().parent.parent / "static"
+MAX_QUESTION_CHARS = 4000  # QueryIn's bound on a question
+MAX_TURNS = 50  # schemas.query.History
+MAX_TURN_CHARS = 16_000  # schemas.query.Turn
+STREAM_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"text/event-stream": {}, "text/plain": {}}},
+    204: {"description": "no active stream for this chat"},
+}
+
+
+def conversation(messages: Sequence[ChatMessage]) -> tuple[str, list[Turn]]:
+    """The question (the last user message's text) and the earlier turns that have text."""
+    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
+    if last is None:
+        raise BadRequest("messages has no user message to answer")
+    question = messages[last].text().strip()
+    if not question:
+        raise BadRequest("the last user message has no text")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise BadRequest(f"the question has {len(question)} characters; the limit is 4000")
+    history = [
+        Turn(role=m.role, content=text[:MAX_TURN_CHARS])
+        for m in messages[:last]
+        if m.role in ("user", "assistant") and (text := m.text().strip())
+    ]
+    return question, history[-MAX_TURNS:]
+
+
+def get_runs(request: Request) -> Runs:
+    runs: Runs = request.app.state.runs
+    return runs
+
+
+async def replay(runs: Runs, run_id: str, after: int) -> AsyncIterator[ServerSentEvent]:
+    """A run's frames after `after`, each with its resumable id, then `[DONE]`."""
+    try:
+        async for seq, frame in runs.read(run_id, after):
+            yield ServerSentEvent(frame, id=event_id(run_id, seq))
+    except (RunGone, RunStoreError) as exc:
+        reason = "expired" if isinstance(exc, RunGone) else str(exc)
+        for frame in overflow_frames(f"the answer stream is no longer available: {reason}"):
+            yield ServerSentEvent(frame)
+    yield ServerSentEvent("[DONE]")
+
+
+def ui_response(runs: Runs, run_id: str, after: int, ping_s: float) -> EventSourceResponse:
+    return EventSourceResponse(
+        replay(runs, run_id, after),
+        headers=UI_HEADERS,
+        ping=ping_s,
+        ping_message_factory=lambda: ServerSentEvent(comment="ping"),
+    )
+
+
+@router.post("/api/chat", responses=STREAM_RESPONSES)
+async def chat(
+    body: ChatIn,
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    protocol: Annotated[Literal["ui", "data"] | None, Query()] = None,
+) -> Response:
+    """Answer the last user message as a UI message stream (or a v4 data stream)."""
+    question, history = conversation(body.messages)
+    events = await runtime.answer(
+        Scope(tenant, body.collection), question, body.max_results, body.filters, history=history
+    )
+    message_id = "msg_" + secrets.token_hex(12)
+    ping_s = runtime.settings.sse_ping_interval_s
+    if protocol == "data" or (protocol is None and body.v4_shape):
+        limit = body.max_results or runtime.settings.default_max_results
+        lines = data_lines(events, message_id, question, limit)
+        return StreamingResponse(
+            with_heartbeat(lines, ping_s, HEARTBEAT),
+            media_type=DATA_MEDIA_TYPE,
+            headers=DATA_HEADERS,
+        )
+    runs = get_runs(request)
+    run_id = await runs.start(body.id, ui_frames(events, message_id), overflow_frames)
+    return ui_response(runs, run_id, 0, ping_s)
+
+
+@router.get("/api/chat/{chat_id}/stream", responses=STREAM_RESPONSES)
+async def resume(
+    chat_id: Annotated[str, Path(pattern=CHAT_ID_PATTERN)],
+    request: Request,
+    runtime: RuntimeDep,
+    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+) -> Response:
+    """Replay the chat's active run (useChat `resume: true`), or the rest after Last-Event-ID."""
+    runs = get_runs(request)
+    if last_event_id:
+        run_id, after = parse_event_id(last_event_id)
+        info = await runs.buffer.info(run_id)
+        if info is None or info.chat_id != chat_id:
+            return Response(status_code=204)
+    else:
+        info = await runs.buffer.latest(chat_id)
+        if info is None or not info.active:
+            return Response(status_code=204)
+        run_id, after = info.run_id, 0
+    return ui_response(runs, run_id, after, runtime.settings.sse_ping_interval_s)
+
+
+@router.get("/", include_in_schema=False)
+async def page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight as problem+json like every other 4xx."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k.startswith("access-control-")}
+        detail = bytes(response.body).decode() + " (CITELINE_CORS_ORIGINS)"
+        return problem(response.status_code, detail, headers=headers)

@@ -1,0 +1,101 @@
+"""OpenAI-compatible "RAG as a model": `GET /v1/models` and `POST /v1/chat/completions`.
+
+A model name picks a retrieval preset and, after a slash, a collection: `citeline` (the default
+number of sources), `citeline-precise` (3), `citeline-broad` (10); `citeline/manuals` asks the
+`manuals` collection. `GET /v1/models` lists the presets for every collection with documents.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from schemas.chat import ChatCompletionIn, ModelList, ModelOut
+from service.deps import RuntimeDep, TenantDep
+from service.errors import NotFound
+from service.routes.chat import conversation
+from service.runtime import Runtime
+from service.store.base import Scope
+from service.streams.openai_chunks import completion, openai_frames
+from service.streams.sse import SSE_HEADERS
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+PRESETS: dict[str, int | None] = {"citeline": None, "citeline-precise": 3, "citeline-broad": 10}
+DEFAULT_COLLECTION = "default"
+MAX_LISTED_COLLECTIONS = 100
+_COLLECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")  # schemas.common.CollectionName
+CREATED = int(time.time())
+
+
+def resolve_model(model: str) -> tuple[str, int | None]:
+    """(collection, max_results) for a model name; unknown names are a 404."""
+    preset, _, collection = model.partition("/")
+    if preset not in PRESETS or (collection and not _COLLECTION.match(collection)):
+        raise NotFound(
+            f"model {model[:100]!r} does not exist; GET /v1/models lists them "
+            f"({', '.join(PRESETS)}, each optionally followed by /<collection>)"
+        )
+    return collection or DEFAULT_COLLECTION, PRESETS[preset]
+
+
+def _collections(runtime: Runtime, tenant: str) -> list[str]:
+    active = getattr(runtime.registry, "active", {})
+    names = {s.collection for s, docs in active.items() if s.tenant == tenant and docs}
+    return sorted(names - {DEFAULT_COLLECTION})[:MAX_LISTED_COLLECTIONS]
+
+
+def _model(model_id: str) -> ModelOut:
+    return ModelOut(id=model_id, created=CREATED, owned_by="citeline")
+
+
+@router.get("/models", response_model=ModelList)
+async def list_models(runtime: RuntimeDep, tenant: TenantDep) -> ModelList:
+    ids = [*PRESETS, *(f"{p}/{c}" for c in _collections(runtime, tenant) for p in PRESETS)]
+    return ModelList(data=[_model(i) for i in ids])
+
+
+@router.get("/models/{model_id:path}", response_model=ModelOut)
+async def get_model(model_id: Annotated[str, Path(max_length=256)]) -> ModelOut:
+    resolve_model(model_id)
+    return _model(model_id)
+
+
+async def _sse(frames: AsyncIterator[str]) -> AsyncIterator[ServerSentEvent]:
+    async for frame in frames:
+        yield ServerSentEvent(frame)
+    yield ServerSentEvent("[DONE]")
+
+
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def chat_completions(
+    body: ChatCompletionIn, runtime: RuntimeDep, tenant: TenantDep
+) -> JSONResponse | EventSourceResponse:
+    collection, preset_results = resolve_model(body.model)
+    question, history = conversation(body.messages)
+    events = await runtime.answer(
+        Scope(tenant, collection),
+        question,
+        body.max_results or preset_results,
+        body.filters,
+        history=history,
+    )
+    if not body.stream:
+        return JSONResponse(await completion(events, body.model))
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return EventSourceResponse(
+        _sse(openai_frames(events, body.model, include_usage)),
+        headers=SSE_HEADERS,
+        ping=runtime.settings.sse_ping_interval_s,
+        ping_message_factory=lambda: ServerSentEvent(comment="ping"),
+    )

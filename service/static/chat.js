@@ -1,0 +1,166 @@
+// citeline chat page: streams /api/chat (AI SDK UI message stream) with plain fetch, no build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const chatId = "page-" + Math.random().toString(36).slice(2, 12);
+const history = []; // UIMessages sent back on every turn, as useChat does
+
+function escapeHtml(text) {
+  return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+// Parse an SSE body into JSON chunks; yields each `data:` payload except [DONE].
+async function* sseChunks(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    const events = buffer.split(/\r?\n\r?\n/);
+    buffer = events.pop();
+    for (const event of events) {
+      const data = event.split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
+      if (data && data !== "[DONE]") yield JSON.parse(data);
+    }
+  }
+}
+
+function renderAnswer(turn) {
+  // Markers become buttons only when they point at a source of this answer.
+  const html = escapeHtml(turn.text).replace(/\[(\d{1,3})\]/g, (m, n) =>
+    turn.sources[n] ? `<button type="button" class="cite" data-n="${n}" aria-label="Citation ${n}">[${n}]</button>` : m);
+  turn.body.innerHTML = html;
+  const cited = new Set(turn.cited || []);
+  turn.list.innerHTML = Object.values(turn.sources).map((s) =>
+    `<li><button type="button" class="source${cited.has(s.n) ? " cited" : ""}" data-n="${s.n}">[${s.n}] ${escapeHtml(s.title || s.document_id)}</button></li>`).join("");
+}
+
+// The answer's sentence that ends at the clicked marker: what the passage should support.
+function claimBefore(text, markerIndex) {
+  const before = text.slice(0, markerIndex).replace(/(\s*\[\d{1,3}\])+\s*$/, "");
+  const start = Math.max(before.lastIndexOf("]") + 1, 0);
+  return before.slice(start).trim();
+}
+
+function openPassage(turn, n, markerIndex) {
+  const s = turn.sources[n];
+  if (!s) return;
+  $("passage-title").textContent = `[${n}] ${s.title || s.document_id}`;
+  $("passage-meta").textContent =
+    `${s.source || s.document_id} · characters ${s.start}–${s.end} · chunk ${s.chunk_id} · score ${Number(s.score).toFixed(2)}`;
+  const claim = markerIndex == null ? "" : claimBefore(turn.text, markerIndex);
+  let start = 0, end = s.text.length; // default: the whole cited span
+  if (claim) {
+    const words = claim.split(/\s+/).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+    const found = new RegExp(words.join("\\s+")).exec(s.text);
+    if (found) { start = found.index; end = found.index + found[0].length; }
+  }
+  $("passage-text").innerHTML = escapeHtml(s.text.slice(0, start)) + "<mark>" +
+    escapeHtml(s.text.slice(start, end)) + "</mark>" + escapeHtml(s.text.slice(end));
+  $("passage").hidden = false;
+}
+
+function addTurn(role, text) {
+  const li = document.createElement("li");
+  li.className = role;
+  const body = document.createElement("div");
+  body.className = "body";
+  body.textContent = text;
+  li.append(body);
+  $("messages").append(li);
+  return { li, body };
+}
+
+async function ask(question) {
+  history.push({ id: "u" + history.length, role: "user", parts: [{ type: "text", text: question }] });
+  addTurn("user", question);
+  const { li, body } = addTurn("assistant", "");
+  li.classList.add("streaming");
+  const list = document.createElement("ol");
+  list.className = "sources";
+  const meta = document.createElement("p");
+  meta.className = "meta";
+  li.append(list, meta);
+  const turn = { li, body, list, text: "", sources: {}, cited: [] };
+  li.addEventListener("click", (e) => {
+    const b = e.target.closest("button[data-n]");
+    if (!b) return;
+    const index = b.classList.contains("cite") ? [...li.querySelectorAll("button.cite")].indexOf(b) : -1;
+    const markers = [...turn.text.matchAll(/\[(\d{1,3})\]/g)].filter((m) => turn.sources[m[1]]);
+    openPassage(turn, b.dataset.n, index >= 0 && markers[index] ? markers[index].index : null);
+  });
+  try {
+    const response = await fetch("/api/chat", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ id: chatId, messages: history, trigger: "submit-message" }),
+    });
+    if (!response.ok) {
+      const problem = await response.json().catch(() => ({}));
+      throw new Error(problem.detail || `HTTP ${response.status}`);
+    }
+    const parts = [];
+    for await (const chunk of sseChunks(response)) {
+      if (chunk.type === "source-document") {
+        const s = chunk.providerMetadata?.citeline;
+        if (s) turn.sources[s.n] = s;
+        parts.push(chunk);
+      } else if (chunk.type === "text-delta") {
+        turn.text += chunk.delta;
+        renderAnswer(turn);
+      } else if (chunk.type === "data-citations") {
+        turn.cited = chunk.data.cited || [];
+      } else if (chunk.type === "finish") {
+        const m = chunk.messageMetadata || {};
+        meta.textContent = `${m.model} · ${m.latency_ms} ms · ${m.tokens_used} tokens`;
+      } else if (chunk.type === "error") {
+        throw new Error(chunk.errorText);
+      }
+    }
+    renderAnswer(turn);
+    history.push({ id: "a" + history.length, role: "assistant", parts: [{ type: "text", text: turn.text }] });
+  } catch (err) {
+    li.classList.add("error");
+    meta.textContent = "Error: " + err.message;
+    history.pop();
+  } finally {
+    li.classList.remove("streaming");
+    li.dataset.done = "true";
+  }
+}
+
+async function indexDocument(event) {
+  event.preventDefault();
+  const status = $("index-status");
+  const file = $("doc-file").files[0];
+  const text = file ? await file.text() : $("doc-text").value;
+  if (!text.trim()) { status.textContent = "Paste some text or choose a file."; return; }
+  const doc = { text, title: $("doc-title").value || (file && file.name) || undefined, source: file ? file.name : undefined };
+  status.textContent = "Uploading…";
+  const r = await fetch("/v1/documents", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(doc) });
+  const body = await r.json();
+  if (!r.ok) { status.textContent = "Refused: " + (body.detail || r.status); return; }
+  status.textContent = `Indexing ${body.document_id}…`;
+  for (let i = 0; i < 600; i++) {
+    const job = await (await fetch(`/v1/jobs/${body.job_id}`)).json();
+    if (job.status === "completed") { status.textContent = `Indexed ${body.document_id}.`; $("index").reset(); return; }
+    if (job.status === "failed") { status.textContent = `Failed: ${job.error || "unknown error"}`; return; }
+    await new Promise((done) => setTimeout(done, 250));
+  }
+  status.textContent = "Still indexing; check again later.";
+}
+
+$("ask").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const question = $("question").value.trim();
+  if (!question) return;
+  $("question").value = "";
+  ask(question);
+});
+$("question").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("ask").requestSubmit(); }
+});
+$("close-passage").addEventListener("click", () => { $("passage").hidden = true; });
+$("index").addEventListener("submit", indexDocument);

@@ -1,0 +1,62 @@
+"""`python -m workers`: one arq worker process; `--check` exits 0 while it is healthy.
+
+A worker ends when Redis goes away (arq does not reconnect) and on SIGTERM, after letting jobs
+finish for CITELINE_JOB_COMPLETION_WAIT_S; a supervisor (systemd, Docker's restart policy,
+Kubernetes) must start it again. Exit status: 0 after a signal, 1 when Redis was lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from arq.connections import RedisSettings
+from arq.worker import Worker, async_check_health
+from redis.exceptions import RedisError
+
+from service.config import load_settings
+from service.indexing.arq_worker import health_check_key, worker_options
+from service.indexing.queue_arq import QUEUE_NAME, arq_redis
+from workers.resources import WORKER_REDIS_TIMEOUT_S, shutdown, startup
+
+log = logging.getLogger("citeline.worker")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="exit 0 if this host's worker is up")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    if settings.redis_url is None:
+        print("citeline worker: set CITELINE_REDIS_URL (the queue's Redis)", file=sys.stderr)
+        return 2
+    if args.check:
+        dsn = RedisSettings.from_dsn(settings.redis_url)
+        return asyncio.run(async_check_health(dsn, health_check_key(), QUEUE_NAME))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    worker = Worker(
+        **worker_options(settings),
+        redis_pool=arq_redis(settings.redis_url, timeout_s=WORKER_REDIS_TIMEOUT_S),
+        on_startup=startup,
+        on_shutdown=shutdown,
+        ctx={"settings": settings},
+    )
+    try:
+        worker.run()
+    except (RedisError, OSError) as exc:
+        log.error("worker.redis_lost: %r; exiting so that the supervisor restarts me", exc)
+        return 1
+    finally:
+        loop.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
