@@ -9,7 +9,7 @@ from schemas.filters import Filter
 from service.embeddings.dense import DenseEmbedder
 from service.embeddings.sparse import Bm25Encoder
 from service.indexing.registry_base import JobRegistry
-from service.store.base import Hit, Scope, VectorStore
+from service.store.base import Hit, Scope, SparseVector, VectorStore
 
 # Extra hits fetched so that chunks of superseded or deleted versions, which the store may
 # still hold for a moment, can be dropped without returning fewer results than asked.
@@ -24,18 +24,49 @@ class Retriever:
         dense: DenseEmbedder | None,
         registry: JobRegistry,
         min_relevance: float,
+        min_dense_similarity: float,
     ) -> None:
         self.store, self.sparse, self.dense, self.registry = store, sparse, dense, registry
         self.min_relevance = min_relevance
+        self.min_dense_similarity = min_dense_similarity
 
     async def search(
         self, scope: Scope, query: str, limit: int, filters: Filter | None = None
     ) -> list[Hit]:
-        sparse = self.sparse.encode_query(query)
-        dense: Sequence[float] | None = None
-        if self.dense is not None:
-            dense = await self.dense.embed_query(query)
-        if not sparse.indices and dense is None:
+        sparse, dense = await self._vectors(query)
+        return await self._search(scope, sparse, dense, limit, filters)
+
+    async def relevant(
+        self, scope: Scope, question: str, limit: int, filters: Filter | None = None
+    ) -> list[Hit]:
+        """The hits good enough to answer from; empty when nothing clears the thresholds."""
+        sparse, dense = await self._vectors(question)
+        hits = await self._search(scope, sparse, dense, limit, filters)
+        if dense is None:
+            return [h for h in hits if h.score >= self.min_relevance]
+        if not hits:
+            return []
+        # Fused (RRF) scores are ranks, not relevance: ask each leg for its own best score.
+        if sparse.indices:
+            best = await self._search(scope, sparse, None, 1, filters)
+            if best and best[0].score >= self.min_relevance:
+                return hits
+        best = await self._search(scope, None, dense, 1, filters)
+        return hits if best and best[0].score >= self.min_dense_similarity else []
+
+    async def _vectors(self, query: str) -> tuple[SparseVector, Sequence[float] | None]:
+        dense = None if self.dense is None else await self.dense.embed_query(query)
+        return self.sparse.encode_query(query), dense
+
+    async def _search(
+        self,
+        scope: Scope,
+        sparse: SparseVector | None,
+        dense: Sequence[float] | None,
+        limit: int,
+        filters: Filter | None,
+    ) -> list[Hit]:
+        if (sparse is None or not sparse.indices) and dense is None:
             return []
         fetch = limit + _OVERFETCH
         while True:
@@ -46,15 +77,6 @@ class Retriever:
             if len(live) >= limit or len(hits) < fetch or fetch >= 16 * limit + _OVERFETCH:
                 return live[:limit]
             fetch *= 4
-
-    async def relevant(
-        self, scope: Scope, question: str, limit: int, filters: Filter | None = None
-    ) -> list[Hit]:
-        """The hits good enough to answer from; empty when nothing clears the threshold."""
-        hits = await self.search(scope, question, limit, filters)
-        # The threshold is on BM25 scores; fused (RRF) scores are ranks, not relevance.
-        floor = self.min_relevance if self.dense is None else 0.0
-        return [h for h in hits if h.score >= floor]
 
     async def _live(self, scope: Scope, hits: list[Hit]) -> list[Hit]:
         active = await self.registry.active_versions(scope, [h.document_id for h in hits])

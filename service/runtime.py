@@ -98,7 +98,14 @@ class Runtime:
             sparse=sparse,
             dense=dense,
             queue=queue,
-            retriever=Retriever(store, sparse, dense, registry, settings.min_relevance),
+            retriever=Retriever(
+                store,
+                sparse,
+                dense,
+                registry,
+                settings.min_relevance,
+                settings.min_dense_similarity,
+            ),
             answerer=answerer,
             llm=llm,
         )

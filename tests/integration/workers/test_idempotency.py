@@ -63,7 +63,11 @@ def test_ten_concurrent_identical_posts_make_one_job(
     assert (job["status"], job["tries"]) == ("completed", 1)
     # Posting it again once it is done still finds the same job and runs nothing.
     again = post(0).json()
-    assert (again["job_id"], again["duplicate"], again["status"]) == (job["job_id"], True, "completed")
+    assert (again["job_id"], again["duplicate"], again["status"]) == (
+        job["job_id"],
+        True,
+        "completed",
+    )
 
     worker = live.runtime.queue.worker.worker  # the in-process arq worker
     wait_until(lambda: worker.jobs_complete >= 1, timeout=10)

@@ -9,10 +9,9 @@ from typing import Any
 import httpx
 
 from tests.conftest import wait_until
+from tests.integration.corpus import DOCS, post_all
 from tests.integration.workers.conftest import RedisServer
 from tests.integration.workers.helpers import scaled_server
-
-ETNA = "Mount Etna is an active stratovolcano on the east coast of Sicily."
 
 
 def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[httpx.Response, float]:
@@ -25,10 +24,11 @@ def test_stalled_redis_gives_503_within_2s_and_queries_keep_answering(
     redis_server: RedisServer, make_server: Any
 ) -> None:
     live = scaled_server(make_server, redis_server.url)
-    accepted = live.index(id="etna", text=ETNA)
+    post_all(live, DOCS)
     question = {"question": "Where is Mount Etna?"}
     with httpx.Client(base_url=live.url, timeout=10) as c:
-        assert c.post("/v1/query", json=question).json()["sources"][0]["document_id"] == "etna"
+        job_id = c.get("/v1/documents/volcano").json()["job_id"]
+        assert c.post("/v1/query", json=question).json()["sources"][0]["document_id"] == "volcano"
 
         redis_server.stall()
         try:
@@ -36,18 +36,18 @@ def test_stalled_redis_gives_503_within_2s_and_queries_keep_answering(
             assert r.status_code == 503 and took < 2.0, (r.status_code, took)
             assert int(r.headers["retry-after"]) >= 1
             assert r.headers["content-type"] == "application/problem+json"
-            r, took = timed(c.get, f"/v1/jobs/{accepted['job_id']}")
+            r, took = timed(c.get, f"/v1/jobs/{job_id}")
             assert r.status_code == 503 and took < 2.0, (r.status_code, took)
 
             for _ in range(3):  # the first one notices the stall, the next skip Redis
                 r, took = timed(c.post, "/v1/query", json=question)
                 assert r.status_code == 200 and took < 2.0, (r.status_code, took)
                 sources = r.json()["sources"]
-                assert [s["document_id"] for s in sources] == ["etna"]
+                assert sources[0]["document_id"] == "volcano"
                 assert "[1]" in r.json()["answer"]
             r, took = timed(c.post, "/v1/search", json={"query": "volcano Sicily"})
             assert r.status_code == 200 and took < 0.5, (r.status_code, took)
-            assert r.json()["results"][0]["document_id"] == "etna"
+            assert r.json()["results"][0]["document_id"] == "volcano"
         finally:
             redis_server.resume()
 
