@@ -195,6 +195,7 @@ class Settings(BaseSettings):
                 "to run the worker inside the API instead"
             )
         return self
+
     # --- Scaled-out indexing (end) ---
 
     @model_validator(mode="after")

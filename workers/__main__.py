@@ -17,9 +17,7 @@ from arq.worker import Worker, async_check_health
 from redis.exceptions import RedisError
 
 from service.config import load_settings
-from service.indexing.arq_worker import health_check_key, worker_options
-from service.indexing.queue_arq import QUEUE_NAME, arq_redis
-from workers.resources import WORKER_REDIS_TIMEOUT_S, shutdown, startup
+from service.indexing.arq_names import QUEUE_NAME, health_check_key
 
 log = logging.getLogger("citeline.worker")
 
@@ -39,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         dsn = RedisSettings.from_dsn(settings.redis_url)
         return asyncio.run(async_check_health(dsn, health_check_key(), QUEUE_NAME))
+    # Imported here, not above: the health probe must start fast.
+    from service.indexing.arq_worker import worker_options
+    from service.indexing.queue_arq import arq_redis
+    from workers.resources import WORKER_REDIS_TIMEOUT_S, shutdown, startup
+
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     worker = Worker(

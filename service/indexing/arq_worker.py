@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import socket
 from typing import Any
 
 from arq import Retry
@@ -31,8 +30,9 @@ from redis.exceptions import RedisError
 from service.config import Settings
 from service.embeddings.dense import DenseEmbedder
 from service.embeddings.sparse import Bm25Encoder
+from service.indexing.arq_names import FUNCTION, QUEUE_NAME, health_check_key
 from service.indexing.pipeline import Outcome, Pipeline
-from service.indexing.queue_arq import FUNCTION, QUEUE_NAME, arq_redis, dumps, loads, reconcile
+from service.indexing.queue_arq import arq_redis, dumps, loads, reconcile
 from service.indexing.registry_base import RegistryUnavailable
 from service.indexing.registry_redis import RedisRegistry
 from service.indexing.retrying import backoff_s
@@ -50,11 +50,6 @@ _LOCK_RETRY_S = (0.3, 1.5)
 
 def arq_max_tries(settings: Settings) -> int:
     return max(100, 10 * settings.job_max_tries)
-
-
-def health_check_key() -> str:
-    """Per host (a pod, a container): `python -m workers --check` reads its own."""
-    return f"{QUEUE_NAME}:health-check:{socket.gethostname()}"
 
 
 class Indexer:

@@ -26,14 +26,13 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_pre
 from redis.exceptions import RedisError
 
 from service.errors import Unavailable
+from service.indexing.arq_names import FUNCTION, QUEUE_NAME
 from service.indexing.registry_base import Accepted, NewDocument
 from service.indexing.registry_redis import OPEN_JOBS, RedisRegistry, job_key
 from service.store.base import Scope, VectorStore
 
 log = logging.getLogger("citeline.queue")
 
-FUNCTION = "index_document"
-QUEUE_NAME = "citeline:index"
 _ENQUEUE_CONCURRENCY = 16
 
 

@@ -5,11 +5,8 @@ Same semantics as the SQLite registry; every state change is one Lua script (see
 `registry_lua`). Each call is bounded by `timeout_s` and raises `RegistryUnavailable` when
 Redis does not answer, so the API turns a stalled Redis into a prompt 503.
 
-The query path asks `active_versions` on every search (one HMGET, bounded by
-`query_timeout_s`). When Redis does not answer, the search is served from the versions this
-process last saw, for `breaker_s` without asking again: a document never seen by this process
-is left out until Redis is back, and while Redis is down no version can change anyway (deletes
-and indexing both need it). See README "Scaled out".
+The query path's lookups (`active_versions`) degrade instead of failing: see
+`active_versions.ActiveVersions`.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ import asyncio
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from service.indexing import registry_lua as lua
+from service.indexing.active_versions import ActiveVersions
 from service.indexing.registry_base import (
     Accepted,
     Finalized,
@@ -41,7 +38,6 @@ from service.store.base import Scope
 log = logging.getLogger("citeline.registry")
 
 _JOB_FIELDS = [f for f in JobRow.__dataclass_fields__ if f != "text"]
-_CACHE_MAX = 200_000  # active versions remembered for degraded queries
 
 
 def scope_key(scope: Scope) -> str:
@@ -110,8 +106,7 @@ class RedisRegistry:
             name: redis.register_script(getattr(lua, name))
             for name in ("ACCEPT", "START", "PROGRESS", "FINISH", "FAIL", "REQUEUE", "DELETE")
         }
-        self._cache: OrderedDict[tuple[Scope, str], str] = OrderedDict()
-        self._breaker_until = 0.0
+        self._active = ActiveVersions(redis, query_timeout_s, breaker_s)
 
     @classmethod
     def from_url(cls, url: str, *, timeout_s: float = 1.0) -> RedisRegistry:
@@ -279,37 +274,9 @@ class RedisRegistry:
     async def delete(self, scope: Scope, document_id: str) -> bool:
         args = [scope_key(scope), document_id, repr(time.time())]
         deleted = bool(await self._script("DELETE", args))
-        self._cache.pop((scope, document_id), None)
+        self._active.forget(scope, document_id)
         return deleted
 
     # -- the query path --------------------------------------------------------------------
     async def active_versions(self, scope: Scope, document_ids: Sequence[str]) -> dict[str, str]:
-        ids = list(dict.fromkeys(document_ids))
-        if not ids:
-            return {}
-        now = time.monotonic()
-        if now >= self._breaker_until:
-            try:
-                async with asyncio.timeout(self.query_timeout_s):
-                    values = await _r(self.redis.hmget(f"cl:active:{scope_key(scope)}", ids))
-            except (RedisError, OSError, TimeoutError) as exc:
-                self._breaker_until = now + self.breaker_s
-                log.warning("registry.degraded", extra={"error": repr(exc)})
-            else:
-                return self._remember(scope, ids, values)
-        cached = ((d, self._cache.get((scope, d))) for d in ids)
-        return {d: v for d, v in cached if v is not None}
-
-    def _remember(self, scope: Scope, ids: list[str], values: list[str | None]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for document_id, version in zip(ids, values, strict=True):
-            key = (scope, document_id)
-            if version is None:
-                self._cache.pop(key, None)
-                continue
-            found[document_id] = version
-            self._cache[key] = version
-            self._cache.move_to_end(key)
-        while len(self._cache) > _CACHE_MAX:
-            self._cache.popitem(last=False)
-        return found
+        return await self._active.lookup(scope, document_ids)

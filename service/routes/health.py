@@ -21,5 +21,8 @@ async def readyz(request: Request) -> dict[str, Any]:
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise Unavailable("starting up", retry_after=1)
-    jobs = await runtime.registry.counts()
+    try:
+        jobs = await runtime.registry.counts()
+    except Unavailable:  # Redis is down: writes get 503, but queries are still served
+        return {"status": "degraded", "jobs": None, "inflight": runtime.queue.inflight}
     return {"status": "ready", "jobs": jobs, "inflight": runtime.queue.inflight}

@@ -3,7 +3,7 @@
 
 const $ = (id) => document.getElementById(id);
 const chatId = "page-" + Math.random().toString(36).slice(2, 12);
-const history = []; // UIMessages sent back on every turn, as useChat does
+const conversation = []; // UIMessages sent back on every turn, as useChat does
 
 function escapeHtml(text) {
   return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -74,7 +74,7 @@ function addTurn(role, text) {
 }
 
 async function ask(question) {
-  history.push({ id: "u" + history.length, role: "user", parts: [{ type: "text", text: question }] });
+  conversation.push({ id: "u" + conversation.length, role: "user", parts: [{ type: "text", text: question }] });
   addTurn("user", question);
   const { li, body } = addTurn("assistant", "");
   li.classList.add("streaming");
@@ -95,7 +95,7 @@ async function ask(question) {
     const response = await fetch("/api/chat", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ id: chatId, messages: history, trigger: "submit-message" }),
+      body: JSON.stringify({ id: chatId, messages: conversation, trigger: "submit-message" }),
     });
     if (!response.ok) {
       const problem = await response.json().catch(() => ({}));
@@ -120,11 +120,11 @@ async function ask(question) {
       }
     }
     renderAnswer(turn);
-    history.push({ id: "a" + history.length, role: "assistant", parts: [{ type: "text", text: turn.text }] });
+    conversation.push({ id: "a" + conversation.length, role: "assistant", parts: [{ type: "text", text: turn.text }] });
   } catch (err) {
     li.classList.add("error");
     meta.textContent = "Error: " + err.message;
-    history.pop();
+    conversation.pop();
   } finally {
     li.classList.remove("streaming");
     li.dataset.done = "true";

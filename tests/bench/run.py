@@ -30,7 +30,7 @@ from tests.bench import inproc
 from tests.bench.data import load_dataset
 from tests.bench.ingest import replicate, run_ingestion
 from tests.bench.query import query_latency, stream_ttfb
-from tests.bench.server import REPO_ROOT, dir_size_bytes, log, running_server, total_chunks
+from tests.bench.server import REPO_ROOT, disk_mib, log, running_server, total_chunks
 from tests.bench.targets import check_targets
 
 FULL = {"chunks": 100_000, "retrieval": 2000, "query": 1000, "stream": 200, "warmup": 100}
@@ -85,7 +85,7 @@ def phase_ingest(args: argparse.Namespace, data_dir: Path, docs: list[Any]) -> d
             result["chunks_indexed"] = total_chunks(c)
         result["server_memory_mib"] = server.memory_mib()
     result["chunks_per_s"] = round(result["chunks_indexed"] / result["seconds"], 1)
-    result["data_dir_mib"] = round(dir_size_bytes(data_dir) / 2**20, 1)
+    result["data_dir_mib"] = disk_mib(data_dir)
     return result
 
 
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log("phase d: /v1/query over HTTP")
         query = phase_query(data_dir, questions, sizes)
         load["after_queries"] = load_avg()
-        disk_mib = round(dir_size_bytes(data_dir) / 2**20, 1)
+        disk = disk_mib(data_dir)
     return {
         "parameters": {
             "dataset": data.name,
@@ -146,7 +146,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "memory": {
             "server_peak_rss_after_ingestion_mib": ingest["server_memory_mib"]["VmHWM"],
             "server_peak_rss_after_queries_mib": query["server_memory_mib"]["VmHWM"],
-            "data_dir_mib": disk_mib,
+            "data_dir_mib_after_ingestion": ingest["data_dir_mib"],
+            "data_dir_mib_at_end": disk,
         },
     }
 

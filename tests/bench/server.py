@@ -224,7 +224,18 @@ def total_chunks(client: httpx.Client, collection: str = "default", max_pages: i
 
 
 def dir_size_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def disk_mib(path: Path) -> dict[str, float]:
+    """Size of a directory and of each of its top-level entries, in MiB."""
+    sizes = {p.name: dir_size_bytes(p) for p in sorted(path.iterdir())}
+    return {
+        "total": round(sum(sizes.values()) / 2**20, 1),
+        **{name: round(n / 2**20, 1) for name, n in sizes.items()},
+    }
 
 
 def batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

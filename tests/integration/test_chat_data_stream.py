@@ -58,7 +58,11 @@ def test_guide_shape_gets_tool_call_result_sources_text_finish(loaded: Any) -> N
     text = "".join(v for c, v in got if c == "0")
     assert "Etna" in text and "[1]" in text
     annotations = [v for c, v in got if c == "8"]
-    assert annotations == [[{"type": "citations", "cited": [1]}]]
+    assert len(annotations) == 1 and len(annotations[0]) == 1
+    citations = annotations[0][0]
+    assert citations["type"] == "citations" and citations["cited"] == [1]
+    for span in citations.get("spans", []):  # marker positions, where the answerer reports them
+        assert text[span["start"] : span["end"]] == f"[{span['n']}]"
     finish = got[-1][1]
     assert finish["finishReason"] == "stop"
     assert finish["usage"]["completionTokens"] > 0 and finish["usage"]["promptTokens"] >= 0

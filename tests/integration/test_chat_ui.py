@@ -137,6 +137,8 @@ def test_stream_order_sources_text_citations_finish(loaded: Any) -> None:
 
     citations = next(c for c in chunks if c["type"] == "data-citations")
     assert citations["id"] == "citations" and 1 in citations["data"]["cited"]
+    for span in citations["data"].get("spans", []):  # where the answerer reports marker spans
+        assert text[span["start"] : span["end"]] == f"[{span['n']}]"
     assert citations["data"]["sources"][0] == {"n": 1, "sourceId": source["sourceId"]}
 
     finish = chunks[-1]

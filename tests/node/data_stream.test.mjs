@@ -53,7 +53,12 @@ test("tool call, tool result, sources, text and finish", async () => {
   assert.equal(got.sources[0].url, "https://example.org/volcano");
   assert.equal(got.sources[0].title, "Volcanoes");
   assert.match(got.text, /Etna.*\[1\]/);
-  assert.deepEqual(got.annotations, [{ type: "citations", cited: [1] }]);
+  assert.equal(got.annotations.length, 1);
+  assert.equal(got.annotations[0].type, "citations");
+  assert.deepEqual(got.annotations[0].cited, [1]);
+  for (const span of got.annotations[0].spans ?? []) {
+    assert.equal(got.text.slice(span.start, span.end), `[${span.n}]`);
+  }
   assert.equal(got.finish.finishReason, "stop");
   assert.ok(got.finish.usage.completionTokens > 0);
   assert.equal(got.errors.length, 0);

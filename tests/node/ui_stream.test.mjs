@@ -57,6 +57,7 @@ for (const pkg of ["ai5", "ai6", "ai7"]) {
       assert.ok(meta.score > 0);
       const citations = message.parts.find((p) => p.type === "data-citations");
       assert.ok(citations.data.cited.includes(1));
+      for (const span of citations.data.spans ?? []) assert.equal(text.slice(span.start, span.end), `[${span.n}]`);
       assert.equal(message.metadata.model, "extractive");
       assert.ok(message.metadata.latency_ms > 0);
       assert.ok(message.metadata.usage.completion_tokens > 0);

@@ -45,6 +45,8 @@ def test_stalled_redis_gives_503_within_2s_and_queries_keep_answering(
                 sources = r.json()["sources"]
                 assert sources[0]["document_id"] == "volcano"
                 assert "[1]" in r.json()["answer"]
+            r, took = timed(c.get, "/readyz")  # still serving queries: stay in the pool
+            assert r.status_code == 200 and r.json()["status"] == "degraded" and took < 2.0
             r, took = timed(c.post, "/v1/search", json={"query": "volcano Sicily"})
             assert r.status_code == 200 and took < 0.5, (r.status_code, took)
             assert r.json()["results"][0]["document_id"] == "volcano"

@@ -1,0 +1,47 @@
+"""Which configurations start, which are refused, and the worker's health probe."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from service.config import SettingsError, load_settings
+from tests.integration.workers.conftest import RedisServer
+from tests.integration.workers.helpers import REPO, start_worker, stop, worker_env
+
+
+def test_external_workers_with_an_embedded_store_are_refused() -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings(worker="external", redis_url="redis://127.0.0.1:1/0", qdrant_url=None)
+    message = str(refused.value)
+    assert "CITELINE_WORKER=external" in message and "CITELINE_QDRANT_URL" in message
+    with pytest.raises(SettingsError, match="CITELINE_REDIS_URL"):
+        load_settings(worker="external", qdrant_url="http://127.0.0.1:6333")
+    settings = load_settings(worker="external", redis_url="redis://r", qdrant_url="http://q")
+    assert settings.worker == "external"
+
+
+def test_worker_needs_redis_and_reports_its_health(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    env = worker_env(redis_server.url, tmp_path)
+    no_redis = {k: v for k, v in env.items() if k != "CITELINE_REDIS_URL"}
+    run = subprocess.run(
+        [sys.executable, "-m", "workers"], env=no_redis, cwd=REPO, capture_output=True, timeout=60
+    )
+    assert run.returncode == 2 and b"CITELINE_REDIS_URL" in run.stderr
+
+    def check() -> int:
+        args = [sys.executable, "-m", "workers", "--check"]
+        return subprocess.run(args, env=env, cwd=REPO, capture_output=True, timeout=60).returncode
+
+    assert check() == 1  # no worker yet
+    worker = start_worker(env, redis_server.client())
+    try:
+        assert check() == 0
+    finally:
+        assert stop(worker) == 0
+    assert check() == 1  # a clean exit removes the health key
