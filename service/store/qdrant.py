@@ -15,7 +15,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from schemas.filters import Filter
-from service.store import base
+from service.store import base, naming
 from service.store.base import ChunkPoint, Hit, Scope, SparseVector
 from service.store.filters import qdrant_filter
 
@@ -37,13 +37,16 @@ class QdrantStore:
         dense_dim: int | None = None,
         collection_name: str = "citeline_chunks",
         api_key: str | None = None,
+        record: naming.EmbeddingRecord | None = None,
     ) -> None:
+        """`record`: the embedding model the collection must hold (see `naming`); None: any."""
         if dense_dim is not None and dense_dim <= 0:
             raise ValueError(f"dense_dim must be positive, got {dense_dim}")
         self._local = url_or_location == _LOCAL
         self._client = QdrantClient(location=url_or_location, api_key=api_key)
         self._name = collection_name
         self._dense_dim = dense_dim
+        self._record = record
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if self._local else contextlib.nullcontext()
         )
@@ -64,6 +67,7 @@ class QdrantStore:
             sparse_vectors_config={
                 base.SPARSE_VECTOR: qm.SparseVectorParams(modifier=qm.Modifier.IDF)
             },
+            metadata=self._record.metadata() if self._record is not None else None,
         )
         if self._local:
             return  # local mode ignores payload indexes and warns about each one
@@ -76,9 +80,14 @@ class QdrantStore:
             self._client.create_payload_index(self._name, name, field_schema=schema, wait=True)
 
     def _check_existing(self) -> None:
-        params = self._client.get_collection(self._name).config.params
+        config = self._client.get_collection(self._name).config
+        params = config.params
         vectors = params.vectors if isinstance(params.vectors, dict) else {}
         size = vectors[base.DENSE_VECTOR].size if base.DENSE_VECTOR in vectors else None
+        where = f"Qdrant collection {self._name!r}"
+        record = self._record
+        if record is not None and not naming.check_recorded(where, config.metadata, size, record):
+            self._client.update_collection(self._name, metadata=record.metadata())  # adopt it
         if size != self._dense_dim:
             raise ValueError(
                 f"collection {self._name!r} has dense size {size}, not {self._dense_dim}"
