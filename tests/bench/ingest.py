@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -170,6 +171,11 @@ def _steady_rate(samples: list[tuple[float, int]], total: int) -> float | None:
     return (hi[1] - lo[1]) / (hi[0] - lo[0])
 
 
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _probe_report(prober: Prober, posted_at: float) -> dict[str, Any]:
     return {
         "rate_per_s": prober.rate,
@@ -193,7 +199,7 @@ def run_ingestion(
     sender = BatchSender(server.url, connections)
     prober = Prober(server.url, probe_rate, max_seconds=timeout)
     health = Prober(server.url, probe_rate, max_seconds=timeout, healthz=True)
-    cpu_before = server.cpu_seconds() or 0.0
+    cpu_before, client_before = server.cpu_seconds() or 0.0, _own_cpu_seconds()
     posted: list[float] = []
     sending = threading.Thread(
         target=lambda: posted.append(sender.send_all(docs, batch_size)), name="bench-sender"
@@ -208,6 +214,7 @@ def run_ingestion(
         health.stop()
         sending.join(timeout)
     cpu = (server.cpu_seconds() or 0.0) - cpu_before
+    client_cpu = _own_cpu_seconds() - client_before
     with server.client() as c:
         counts = wait_all_settled(c, len(docs) + prober.accepted, timeout)
     seconds, posted_at = done_at - started, posted[0] if posted else done_at
@@ -220,6 +227,7 @@ def run_ingestion(
         "steady_docs_per_s_10_to_90pct": round(steady, 1) if steady else None,
         "server_cpu_seconds": round(cpu, 1),
         "server_cpu_cores_used": round(cpu / seconds, 2),
+        "bench_client_cpu_seconds": round(client_cpu, 1),
         "batch_post_latency_ms": latency_ms(sender.latencies),
         "probe_post_document": _probe_report(prober, posted_at),
         "probe_healthz": _probe_report(health, posted_at),

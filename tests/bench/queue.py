@@ -55,8 +55,14 @@ def new_docs(corpus: list[Any], n: int, tag: str) -> list[NewDocument]:
     """`n` distinct documents cycling through the corpus (a copy number makes each unique)."""
     return [
         NewDocument(
-            SCOPE, f"{tag}-{i}", f"{corpus[i % len(corpus)].text} (copy {i // len(corpus)})",
-            corpus[i % len(corpus)].title, None, {}, 512, 64,
+            SCOPE,
+            f"{tag}-{i}",
+            f"{corpus[i % len(corpus)].text} (copy {i // len(corpus)})",
+            corpus[i % len(corpus)].title,
+            None,
+            {},
+            512,
+            64,
         )
         for i in range(n)
     ]
@@ -102,12 +108,15 @@ def redis_server(workdir: Path) -> Iterator[str]:
 
 def start_workers(n: int, url: str, workdir: Path, env: dict[str, str]) -> list[Any]:
     client = redis.Redis.from_url(url, decode_responses=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     procs = []
     for i in range(n):
         worker_env = {k: v for k, v in os.environ.items() if not k.startswith("CITELINE_")}
         worker_env |= env | {"CITELINE_REDIS_URL": url, "CITELINE_DATA_DIR": str(workdir / f"w{i}")}
         worker_env["PYTHONPATH"] = str(REPO_ROOT)
-        procs.append(subprocess.Popen([sys.executable, "-m", "workers"], env=worker_env, cwd=workdir))
+        procs.append(
+            subprocess.Popen([sys.executable, "-m", "workers"], env=worker_env, cwd=workdir)
+        )
     deadline = time.monotonic() + 120
     while sum(bool(client.exists(f"cl:worker:{w}")) for w in client.smembers("cl:workers")) < n:
         if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
@@ -116,8 +125,9 @@ def start_workers(n: int, url: str, workdir: Path, env: dict[str, str]) -> list[
     return procs
 
 
-async def run_phase(queue: JobQueue, registry: JobRegistry, docs: list[NewDocument],
-                    probes: list[NewDocument]) -> dict[str, Any]:
+async def run_phase(
+    queue: JobQueue, registry: JobRegistry, docs: list[NewDocument], probes: list[NewDocument]
+) -> dict[str, Any]:
     started = time.time()
     job_ids: list[str] = []
     for i in range(0, len(docs), 500):
@@ -144,22 +154,27 @@ async def run_phase(queue: JobQueue, registry: JobRegistry, docs: list[NewDocume
         "chunks_per_s": round(chunks / took, 1),
         "wall_ms_per_job": round(1000 * took / len(docs), 3),
         "accept_one_ms": latency_ms(accept_s),
-        "enqueue_to_start_ms": latency_ms(
-            [(r.started_at or 0) - r.created_at for r in probe_rows]
-        ),
+        "enqueue_to_start_ms": latency_ms([(r.started_at or 0) - r.created_at for r in probe_rows]),
     }
 
 
 async def wait_done(registry: JobRegistry, job_ids: list[str]) -> list[Any]:
+    """Poll the cheap status counts (not every row: that would load the machine measured)."""
     while True:
-        rows = [await registry.job(j, SCOPE.tenant) for j in job_ids]
-        if all(r is not None and r.status in ("completed", "failed") for r in rows):
-            return rows
-        await asyncio.sleep(0.2)
+        counts = await registry.counts()
+        if counts.get("queued", 0) + counts.get("running", 0) == 0:
+            break
+        await asyncio.sleep(0.1)
+    return [await registry.job(j, SCOPE.tenant) for j in job_ids]
 
 
-async def inline(args: argparse.Namespace, workdir: Path, env: dict[str, str],
-                 docs: list[NewDocument], probes: list[NewDocument]) -> dict[str, Any]:
+async def inline(
+    args: argparse.Namespace,
+    workdir: Path,
+    env: dict[str, str],
+    docs: list[NewDocument],
+    probes: list[NewDocument],
+) -> dict[str, Any]:
     overrides = {k.removeprefix("CITELINE_").lower(): v for k, v in env.items()}
     settings = Settings(data_dir=workdir / "inline", redis_url=None, **overrides)
     runtime = await Runtime.start(settings)
@@ -190,6 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.quick:
         args.docs, args.probes = 300, 50
+    if shutil.which("redis-server") is None:
+        print(json.dumps({"skipped": "redis-server is not on PATH (apt-get install redis-server)"}))
+        return
     corpus = load_dataset(args.data).corpus
     workdir = Path(tempfile.mkdtemp(prefix="citeline-bench-queue-"))
     result: dict[str, Any] = {"embedder": args.embedder, "cpus": os.cpu_count()}
@@ -201,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
             stub_url = stub.base_url
             result["stub_latency_s"] = args.stub_latency
         env = env_for(args, stub_url)
+        result["settings"] = env
         log(f"inline: {args.docs} documents")
         docs, probes = new_docs(corpus, args.docs, "in"), new_docs(corpus, args.probes, "pin")
         result["inline"] = asyncio.run(inline(args, workdir, env, docs, probes))

@@ -6,7 +6,7 @@ Prints one JSON object on stdout (progress on stderr). Phases, all on one fresh 
   a+b. a server subprocess ingests the replicated corpus in batches while a second client posts
        single documents at a steady rate; then peak RSS after ingestion;
   c.   the server stops and this process opens the same data dir with `Runtime.start` to time
-       `retriever.search` and the raw `store.search`, before and after an explicit optimise;
+       `retriever.search` and the raw `store.search`, as served and after a forced optimise;
   d.   a server restarts on the data dir for sequential `/v1/query` calls and SSE first bytes;
   e.   peak RSS after the query phase and the data dir's size on disk.
 """
@@ -32,6 +32,18 @@ from tests.bench.ingest import replicate, run_ingestion
 from tests.bench.query import query_latency, stream_ttfb
 from tests.bench.server import REPO_ROOT, disk_mib, log, running_server, total_chunks
 from tests.bench.targets import check_targets
+
+DEFINITIONS = {
+    "units": "suffix _ms milliseconds, _s/_seconds seconds, _mib MiB; latency dicts: p50/p95/"
+    "p99/mean/max in ms and n samples, measured by the client unless named server_*",
+    "ingestion": "first batch POST until every batch job is completed (GET /readyz counts); "
+    "chunks_indexed summed from GET /v1/documents; the probe documents go to the collection "
+    "'probe' and are not counted",
+    "probe_post_document": "one small new document per 1/rate s on its own connection during "
+    "the ingestion; probe_healthz is GET /healthz the same way (event-loop stalls alone)",
+    "retrieval_in_process": "Runtime.start on the stopped server's data dir; retriever.search "
+    "(limit 10) and its parts: encode_query and the raw store.search (limit 18, no thread hop)",
+}
 
 FULL = {"chunks": 100_000, "retrieval": 2000, "query": 1000, "stream": 200, "warmup": 100}
 QUICK = {"chunks": 5_000, "retrieval": 300, "query": 200, "stream": 50, "warmup": 20}
@@ -124,6 +136,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         load["after_queries"] = load_avg()
         disk = disk_mib(data_dir)
     return {
+        "definitions": DEFINITIONS,
         "parameters": {
             "dataset": data.name,
             "quick": args.quick,
