@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DATA   ?= ../shared/data/squad2-dev
 
-.PHONY: run test lint fmt bench eval clean
+.PHONY: run worker test lint fmt bench bench-queue eval clean
 
 $(VENV)/.run: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "citeline needs Python 3.11 or newer")'
@@ -19,6 +19,10 @@ $(VENV)/.dev: $(VENV)/.run
 
 run: $(VENV)/.run
 	$(PY) -m service
+
+# One arq indexing worker (scaled-out mode): needs CITELINE_REDIS_URL (and CITELINE_QDRANT_URL).
+worker: $(VENV)/.run
+	$(PY) -m workers
 
 test: $(VENV)/.dev
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -35,6 +39,11 @@ fmt: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(PY) -m tests.bench.run --data $(DATA)
 	$(PY) -m tests.bench.encoders
+	$(PY) -m tests.bench.queue --data $(DATA)
+
+# arq workers (1 and 2) against the inline queue; needs redis-server on PATH.
+bench-queue: $(VENV)/.dev
+	$(PY) -m tests.bench.queue --data $(DATA)
 
 eval: $(VENV)/.dev
 	$(PY) -m tests.bench.eval --data $(DATA)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from service.pricing import ModelPrice
 
 PositiveInt = Annotated[int, Field(ge=1)]
+LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # service.embeddings.local.PACKAGED_MODEL
 
 
 class Settings(BaseSettings):
@@ -34,7 +35,10 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: Annotated[int, Field(ge=0, le=2048)] = 64
     bm25_avg_len: Annotated[float, Field(gt=0, le=100_000)] = 256.0
 
-    # Dense embeddings through an OpenAI-compatible /v1/embeddings (off unless a model is named).
+    # Dense embeddings: "openai" is any OpenAI-compatible /v1/embeddings, "local" runs a model
+    # in-process (pip install 'citeline[local]'; default all-MiniLM-L6-v2, 384). Unset: openai
+    # when CITELINE_EMBEDDING_BASE_URL and CITELINE_EMBEDDING_MODEL are both set, else none.
+    embedding_provider: Literal["none", "openai", "local"] = "none"
     embedding_base_url: str | None = None
     embedding_api_key: str = "unused"
     embedding_model: str | None = None
@@ -198,6 +202,19 @@ class Settings(BaseSettings):
 
     # --- Scaled-out indexing (end) ---
 
+    @model_validator(mode="before")
+    @classmethod
+    def _embedding_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        provider = data.get("embedding_provider")
+        model, url = data.get("embedding_model"), data.get("embedding_base_url")
+        if provider is None and model is not None and url is not None:
+            return {**data, "embedding_provider": "openai"}
+        if provider == "local" and model is None:
+            return {**data, "embedding_model": LOCAL_EMBEDDING_MODEL}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.chunk_overlap_tokens > self.max_chunk_size_tokens // 2:
@@ -205,15 +222,34 @@ class Settings(BaseSettings):
                 "CITELINE_CHUNK_OVERLAP_TOKENS must be at most half of "
                 f"CITELINE_MAX_CHUNK_SIZE_TOKENS ({self.max_chunk_size_tokens // 2})"
             )
-        if (self.embedding_model is None) != (self.embedding_base_url is None):
+        provider, model, url = (
+            self.embedding_provider, self.embedding_model, self.embedding_base_url
+        )  # fmt: skip
+        if provider != "local" and (model is None) != (url is None):
             raise ValueError(
-                "CITELINE_EMBEDDING_MODEL and CITELINE_EMBEDDING_BASE_URL must be set together"
+                "CITELINE_EMBEDDING_MODEL and CITELINE_EMBEDDING_BASE_URL must be set together "
+                "(an OpenAI-compatible server), or set CITELINE_EMBEDDING_PROVIDER=local"
+            )
+        if provider == "none" and model is not None:
+            raise ValueError(
+                "CITELINE_EMBEDDING_MODEL is set but CITELINE_EMBEDDING_PROVIDER is none; "
+                "set CITELINE_EMBEDDING_PROVIDER to openai or local, or unset the model"
+            )
+        if provider == "openai" and model is None:
+            raise ValueError(
+                "CITELINE_EMBEDDING_PROVIDER=openai needs CITELINE_EMBEDDING_BASE_URL and "
+                "CITELINE_EMBEDDING_MODEL"
+            )
+        if provider == "local" and url is not None:
+            raise ValueError(
+                "CITELINE_EMBEDDING_BASE_URL is for CITELINE_EMBEDDING_PROVIDER=openai; the local "
+                "provider runs the model in this process: unset one of them"
             )
         return self
 
     @property
     def dense_enabled(self) -> bool:
-        return self.embedding_model is not None
+        return self.embedding_provider != "none"
 
 
 class SettingsError(SystemExit):

@@ -29,31 +29,50 @@ from service.llm.answerer import LLMAnswerer, build_llm
 from service.llm.base import LLM
 from service.pricing import estimate_cost
 from service.retrieval import Retriever
+from service.store import naming
 from service.store.base import Scope, VectorStore
 
 log = logging.getLogger("citeline")
 
 
 def build_store(settings: Settings) -> VectorStore:
-    dim = settings.embedding_dimension if settings.dense_enabled else None
+    """The physical collection of the configured embedding model (see `store.naming`)."""
+    record = embedding_record(settings)
     if settings.qdrant_url:
         from service.store.qdrant import QdrantStore
 
         return QdrantStore(
             settings.qdrant_url,
-            dense_dim=dim,
-            collection_name=settings.qdrant_collection,
+            dense_dim=record.dimension,
+            collection_name=naming.server_collection(settings.qdrant_collection, record),
             api_key=settings.qdrant_api_key,
+            record=record,
         )
-    from service.store.edge import EdgeStore
+    return naming.open_edge_store(settings.data_dir, record)
 
-    return EdgeStore(settings.data_dir / "qdrant-edge", dense_dim=dim)
+
+def embedding_record(settings: Settings) -> naming.EmbeddingRecord:
+    if not settings.dense_enabled:
+        return naming.EmbeddingRecord(None, None)
+    return naming.EmbeddingRecord(settings.embedding_model, settings.embedding_dimension)
 
 
 def build_dense(settings: Settings) -> DenseEmbedder | None:
     if not settings.dense_enabled:
         return None
-    assert settings.embedding_model and settings.embedding_base_url
+    assert settings.embedding_model is not None
+    if settings.embedding_provider == "local":
+        from service.embeddings.local import LocalEmbedder  # torch: only when configured
+
+        local = LocalEmbedder(settings.embedding_model, settings.embedding_dimension)
+        if settings.max_chunk_size_tokens > local.max_tokens:  # word pieces, about as many
+            log.warning(
+                "embeddings.truncated: %s reads the first %d tokens of each chunk; chunks have up "
+                "to %d (CITELINE_MAX_CHUNK_SIZE_TOKENS), so their ends reach BM25 only",
+                local.model, local.max_tokens, settings.max_chunk_size_tokens,
+            )  # fmt: skip
+        return local
+    assert settings.embedding_base_url is not None
     return OpenAIEmbedder(
         base_url=settings.embedding_base_url,
         api_key=settings.embedding_api_key,
@@ -81,9 +100,10 @@ class Runtime:
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # A local model takes seconds to load: off the loop, and before the store is opened.
+        dense = await asyncio.to_thread(build_dense, settings)
         store = await asyncio.to_thread(build_store, settings)
         sparse = Bm25Encoder(avg_len=settings.bm25_avg_len)
-        dense = build_dense(settings)
         registry, queue, resumed = await open_indexing(settings, store, sparse, dense)
         llm = build_llm(settings)  # once per process: its rate limiter is shared by all requests
         answerer: Answerer = (
@@ -141,8 +161,10 @@ class Runtime:
         )  # fmt: skip
 
     def _cost(self, model: str, meter: Meter) -> float | None:
+        local = self.settings.embedding_provider == "local"  # in-process: no per-token price
         return estimate_cost(
-            model, meter.prompt_tokens, meter.completion_tokens, meter.embedding_tokens,
+            model, meter.prompt_tokens, meter.completion_tokens,
+            0 if local else meter.embedding_tokens,
             self.settings.model_prices, embedding_model=self.settings.embedding_model,
         )  # fmt: skip
 

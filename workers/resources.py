@@ -40,8 +40,8 @@ class WorkerResources:
                 settings.data_dir,
             )
             settings.data_dir.mkdir(parents=True, exist_ok=True)
+        dense = await asyncio.to_thread(build_dense, settings)  # a local model loads for seconds
         store = await asyncio.to_thread(build_store, settings)
-        dense = build_dense(settings)
         registry = RedisRegistry.from_url(settings.redis_url, timeout_s=WORKER_REDIS_TIMEOUT_S)
         await registry.open()
         sparse = Bm25Encoder(avg_len=settings.bm25_avg_len)

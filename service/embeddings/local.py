@@ -79,14 +79,13 @@ def load_sentence_transformer(path: Path, device: str | None = None) -> Any:
     # huggingface_hub reads these once, at import: set them first.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # "Loading weights" at each start
     try:
         from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
     except ImportError as exc:
         raise LocalModelUnavailable(
             f"sentence-transformers failed to import ({exc}); reinstall with `{INSTALL_HINT}`"
         ) from exc
-    hf_logging.disable_progress_bar()  # a "Loading weights" bar on stderr at every start
     return SentenceTransformer(str(path), device=device, local_files_only=True)
 
 
@@ -111,10 +110,9 @@ class LocalEmbedder:
         self.dimension = dimension
         self.batch_size = batch_size
         self._st = load_sentence_transformer(model_path(model), device)
-        get_dimension = getattr(self._st, "get_embedding_dimension", None) or getattr(
-            self._st, "get_sentence_embedding_dimension"
-        )
-        actual = get_dimension()
+        # get_sentence_embedding_dimension was renamed in sentence-transformers 5.x.
+        get_dimension = getattr(self._st, "get_embedding_dimension", None)
+        actual = (get_dimension or self._st.get_sentence_embedding_dimension)()
         if actual != dimension:
             raise ValueError(
                 f"embedding model {model!r} makes {actual}-dimensional vectors, but "

@@ -35,6 +35,7 @@ from service.indexing.pipeline import Outcome, Pipeline
 from service.indexing.queue_arq import arq_redis, dumps, loads, reconcile
 from service.indexing.registry_base import RegistryUnavailable
 from service.indexing.registry_redis import RedisRegistry
+from service.indexing.registry_sql import JobRow
 from service.indexing.retrying import backoff_s
 from service.indexing.tokens import encoding
 from service.indexing.worker_presence import Presence
@@ -70,34 +71,28 @@ class Indexer:
 
     async def run(self, job_id: str, arq_try: int) -> str:
         try:
-            await self.presence.running(job_id)
-            try:
-                return await self._locked(job_id)
-            finally:
-                await self.presence.done(job_id)
+            return await self._start(job_id)
         except (RegistryUnavailable, RedisError, OSError) as exc:
             log.warning("job.redis_unavailable", extra={"job_id": job_id, "error": repr(exc)})
             raise Retry(defer=backoff_s(arq_try, base=self.retry_base_s, cap=30)) from exc
 
-    async def _locked(self, job_id: str) -> str:
-        row = await self.registry.peek(job_id)
-        if row is None:
-            log.warning("job.missing", extra={"job_id": job_id})
-            return "missing"
-        if row.status in ("completed", "failed"):
-            return row.status  # a repeated delivery of a finished job: nothing to do
-        lock = self.presence.lock(row)
-        if not await lock.acquire():
+    async def _start(self, job_id: str) -> str:
+        # One script: the document's lock, this worker's running set, the try count.
+        status, tries, row = await self.registry.start(
+            job_id, owner=self.presence.worker_id, lock_ttl_s=self.presence.lock_ttl_s
+        )
+        if status == "locked":  # another version of the document runs: soon, without a try
             raise Retry(defer=random.uniform(*_LOCK_RETRY_S))
-        try:
-            return await self._attempt(job_id)
-        finally:
-            await lock.release()
-
-    async def _attempt(self, job_id: str) -> str:
-        status, tries, row = await self.registry.start(job_id)
         if row is None:
-            return status
+            if status == "missing":
+                log.warning("job.missing", extra={"job_id": job_id})
+            return status  # a repeated delivery of a finished job: nothing to do
+        try:
+            return await self._attempt(row, tries)
+        finally:
+            await self.presence.release(row)
+
+    async def _attempt(self, row: JobRow, tries: int) -> str:
         if tries > self.max_tries:
             last = f"; last error: {row.error}" if row.error else " (the last one was cut short)"
             return (await self.pipeline.fail(row, f"gave up after {tries - 1} tries{last}")).status
@@ -117,7 +112,7 @@ class Indexer:
             return (await self.pipeline.fail(row, reason)).status
         await self.registry.requeue(row, f"try {tries} failed, retrying: {outcome.error}")
         defer = backoff_s(tries, base=self.retry_base_s, retry_after=outcome.retry_after)
-        log.info("job.retry", extra={"job_id": job_id, "tries": tries, "defer_s": defer})
+        log.info("job.retry", extra={"job_id": row.job_id, "tries": tries, "defer_s": defer})
         raise Retry(defer=defer)
 
 

@@ -1,8 +1,9 @@
 """The indexing pipeline: claimed jobs → chunk → embed in batches → upsert → finish.
 
-Each stage is one asyncio task joined to the next by a bounded queue, so a slow embedder
+Each stage is one asyncio task joined to the next by a bounded buffer, so a slow embedder
 back-pressures chunking and memory stays bounded whatever arrives. CPU-bound work (chunking,
-BM25 encoding, store writes) runs in threads; batches mix chunks of many small documents.
+BM25 encoding, store writes) runs in threads; the embed stage takes whatever chunks wait, up to
+a batch, so batches mix chunks of many small documents however the jobs arrive.
 
 Two ways in: `submit(job)` (the embedded queue; `on_settled` is called when the job ends, and
 every failure is recorded) and `await run(job)` (a queue with retries of its own, e.g. arq:
@@ -49,7 +50,10 @@ class Pipeline:
         self.batch_size = batch_size
         self.retry_budget_s = retry_budget_s
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue(maxsize=batch_size)
-        self._to_embed: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=queue_size)
+        self._chunks: list[tuple[_Job, Chunk]] = []  # chunked, waiting for the embed stage
+        self._chunks_max = batch_size * queue_size
+        self._chunks_ready = asyncio.Condition()
+        self._chunker_idle = False
         self._to_store: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=queue_size)
         self._tasks: list[asyncio.Task[None]] = []
         # Upserts and clean-up deletes of the same document must not interleave.
@@ -94,15 +98,20 @@ class Pipeline:
 
     # -- stage 1: chunk ----------------------------------------------------------------------
     async def _chunk_stage(self) -> None:
-        pending: list[tuple[_Job, Chunk]] = []
         while True:
+            if self._jobs.empty():  # nothing more to chunk now: let the embed stage go
+                async with self._chunks_ready:
+                    self._chunker_idle = True
+                    self._chunks_ready.notify_all()
             jobs = [await self._jobs.get()]
+            self._chunker_idle = False
             while not self._jobs.empty() and len(jobs) < self.batch_size:
                 jobs.append(self._jobs.get_nowait())
             jobs = [j for j in jobs if not j.closed]
             chunked = await asyncio.to_thread(_chunk_all, jobs)
             totals: dict[str, int] = {}
             empty: list[_Job] = []
+            chunks: list[tuple[_Job, Chunk]] = []
             for job, chunks_or_error in chunked:
                 if isinstance(chunks_or_error, str):
                     await self._fail(job, chunks_or_error, transient=False)
@@ -110,20 +119,25 @@ class Pipeline:
                 job.total = totals[job.row.job_id] = len(chunks_or_error)
                 if not chunks_or_error:
                     empty.append(job)
-                pending.extend((job, c) for c in chunks_or_error)
+                chunks.extend((job, c) for c in chunks_or_error)
             await self._progress("embedding", {}, totals)
             await self._finish(empty)
-            while len(pending) >= self.batch_size:
-                await self._to_embed.put(_Batch(pending[: self.batch_size]))
-                pending = pending[self.batch_size :]
-            if pending and self._jobs.empty():
-                await self._to_embed.put(_Batch(pending))
-                pending = []
+            async with self._chunks_ready:  # back-pressure: a bounded number of waiting chunks
+                await self._chunks_ready.wait_for(lambda: len(self._chunks) < self._chunks_max)
+                self._chunks.extend(chunks)
+                self._chunks_ready.notify_all()
 
     # -- stage 2: embed ----------------------------------------------------------------------
     async def _embed_stage(self) -> None:
         while True:
-            batch = await self._to_embed.get()
+            # A full batch, or whatever waits once the chunker is idle: while an embedding call
+            # runs, the chunks of jobs arriving one by one (as arq delivers them) gather into
+            # the next batch instead of going out one small batch each.
+            async with self._chunks_ready:
+                await self._chunks_ready.wait_for(self._batch_ready)
+                batch = _Batch(self._chunks[: self.batch_size])
+                del self._chunks[: self.batch_size]
+                self._chunks_ready.notify_all()
             batch.items = [(j, c) for j, c in batch.items if not j.closed]
             if not batch.items:
                 continue
@@ -184,6 +198,9 @@ class Pipeline:
     async def _embed(self, texts: list[str]) -> list[list[float]]:
         assert self.dense is not None
         return await embed_with_retries(self.dense, texts, self.retry_budget_s)
+
+    def _batch_ready(self) -> bool:
+        return len(self._chunks) >= self.batch_size or (bool(self._chunks) and self._chunker_idle)
 
     # -- stage 3: store ----------------------------------------------------------------------
     async def _store_stage(self) -> None:

@@ -66,20 +66,34 @@ end
 return cjson.encode({out, tonumber(redis.call('HGET', 'cl:counts', 'queued') or '0')})
 """
 
-# ARGV: job_id, now → {status, tries, HGETALL...}; a running job is started again (a retry).
+# ARGV: job_id, now, owner worker id ('' for none), lock px → {status, tries[, HGETALL]}.
+# With an owner, the document's lock is taken first ('locked' when a live worker holds it for
+# another job; a dead owner's lock is taken over) and the job joins the owner's running set.
+# A running job is started again (a retry after a crash or a cancel): each start is a try.
 START = r"""
 local jkey = 'cl:job:' .. ARGV[1]
-local st = redis.call('HGET', jkey, 'status')
-if not st then return {'missing', 0} end
-if st == 'completed' or st == 'failed' then
-  return {st, tonumber(redis.call('HGET', jkey, 'tries'))}
+local j = redis.call('HMGET', jkey, 'status', 'tries', 'tenant', 'collection', 'document_id')
+if not j[1] then return {'missing', 0} end
+if j[1] == 'completed' or j[1] == 'failed' then return {j[1], tonumber(j[2])} end
+if ARGV[3] ~= '' then
+  local lkey = 'cl:lock:' .. j[3] .. '\31' .. j[4] .. '\31' .. j[5]
+  local mine = ARGV[3] .. '|' .. ARGV[1]
+  local cur = redis.call('GET', lkey)
+  if cur and cur ~= mine then
+    local owner = string.match(cur, '^([^|]*)|')
+    if owner and redis.call('EXISTS', 'cl:worker:' .. owner) == 1 then
+      return {'locked', tonumber(j[2])}
+    end
+  end
+  redis.call('SET', lkey, mine, 'PX', ARGV[4])
+  redis.call('SADD', 'cl:worker-jobs:' .. ARGV[3], ARGV[1])
 end
 local tries = redis.call('HINCRBY', jkey, 'tries', 1)
 redis.call('HSET', jkey, 'status', 'running', 'stage', 'chunking', 'started_at', ARGV[2],
   'chunks_done', 0)
 redis.call('HDEL', jkey, 'chunks_total')
-if st ~= 'running' then
-  redis.call('HINCRBY', 'cl:counts', st, -1)
+if j[1] ~= 'running' then
+  redis.call('HINCRBY', 'cl:counts', j[1], -1)
   redis.call('HINCRBY', 'cl:counts', 'running', 1)
 end
 return {'running', tries, redis.call('HGETALL', jkey)}

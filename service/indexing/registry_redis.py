@@ -172,9 +172,14 @@ class RedisRegistry:
         return [Accepted(d, j, s, v, bool(dup)) for d, j, s, v, dup in rows]
 
     # -- the worker's side -----------------------------------------------------------------
-    async def start(self, job_id: str) -> tuple[str, int, JobRow | None]:
-        """Mark a job running and count the try: (status, tries, row when running)."""
-        out = await self._script("START", [job_id, repr(time.time())])
+    async def start(
+        self, job_id: str, *, owner: str = "", lock_ttl_s: float = 0.0
+    ) -> tuple[str, int, JobRow | None]:
+        """Mark a job running and count the try: (status, tries, row when running). With an
+        `owner` (a worker id), first take the document's lock (status `locked` if another live
+        worker holds it) and add the job to the owner's running set, in the same script."""
+        args = [job_id, repr(time.time()), owner, int(lock_ttl_s * 1000)]
+        out = await self._script("START", args)
         status, tries = str(out[0]), int(out[1])
         if status != "running":
             return status, tries, None

@@ -9,8 +9,8 @@ safe: the registry fences every state change by the attempt's try number, so onl
 attempt can finish or fail a job, and both attempts write the same point ids.
 
 A document lock (owner = worker id + job id) keeps two versions of one document from running
-at once; a lock whose owner is dead can be taken over, and each expires on its own after
-`lock_ttl_s` in any case.
+at once; the registry's START script takes it (a lock whose owner is dead is taken over; each
+expires on its own after `lock_ttl_s` in any case) and `release` gives it back.
 
 Keys: cl:worker:<id> (liveness, PX), cl:workers (set of ids), cl:worker-jobs:<id> (set),
 cl:lock:<scope>\\x1f<document_id>.
@@ -24,7 +24,6 @@ import logging
 import os
 import secrets
 import socket
-from typing import Any
 
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
@@ -49,17 +48,6 @@ for _, w in ipairs(redis.call('SMEMBERS', 'cl:workers')) do
   end
 end
 return out
-"""
-
-# ARGV: lock key, owner value, px → 1 when taken (free, ours already, or its owner is dead)
-_ACQUIRE = r"""
-local cur = redis.call('GET', ARGV[1])
-if cur and cur ~= ARGV[2] then
-  local owner = string.match(cur, '^([^|]*)|')
-  if owner and redis.call('EXISTS', 'cl:worker:' .. owner) == 1 then return 0 end
-end
-redis.call('SET', ARGV[1], ARGV[2], 'PX', ARGV[3])
-return 1
 """
 
 _RELEASE = r"""
@@ -89,7 +77,6 @@ class Presence:
         self.ttl_s, self.lock_ttl_s = ttl_s, lock_ttl_s
         self._in_progress_prefix = queue_prefix
         self._reclaim = redis.register_script(_RECLAIM)
-        self._acquire = redis.register_script(_ACQUIRE)
         self._release = redis.register_script(_RELEASE)
         self._task: asyncio.Task[None] | None = None
         self.reclaimed = 0
@@ -133,32 +120,16 @@ class Presence:
             except (RedisError, OSError, TimeoutError) as exc:
                 log.warning("worker.heartbeat_failed", extra={"error": repr(exc)})
 
-    async def running(self, job_id: str) -> None:
-        await _r(self.redis.sadd(self._jobs_key, job_id))
-
-    async def done(self, job_id: str) -> None:
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
-            async with asyncio.timeout(2):
-                await _r(self.redis.srem(self._jobs_key, job_id))
-
-    def lock(self, job: JobRow) -> DocLock:
+    async def release(self, job: JobRow) -> None:
+        """Release the document lock and leave the running set (both taken by the registry's
+        START script with this worker as owner)."""
         key = f"cl:lock:{scope_key(Scope(job.tenant, job.collection))}\x1f{job.document_id}"
-        return DocLock(self, key, f"{self.worker_id}|{job.job_id}")
-
-
-class DocLock:
-    def __init__(self, presence: Presence, key: str, value: str) -> None:
-        self.presence, self.key, self.value = presence, key, value
-
-    async def acquire(self) -> bool:
-        px = int(self.presence.lock_ttl_s * 1000)
-        return bool(await self.presence._acquire(keys=[], args=[self.key, self.value, px]))
-
-    async def release(self) -> None:
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with asyncio.timeout(2):
-                await self.presence._release(keys=[], args=[self.key, self.value])
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    await self._release(keys=[], args=[key, self.owner(job)], client=pipe)
+                    pipe.srem(self._jobs_key, job.job_id)
+                    await pipe.execute()
 
-
-async def _r(awaitable: Any) -> Any:
-    return await awaitable
+    def owner(self, job: JobRow) -> str:
+        return f"{self.worker_id}|{job.job_id}"

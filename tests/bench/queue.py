@@ -51,21 +51,16 @@ SCOPE = Scope("default", "default")
 DIM = 64
 
 
-def new_docs(corpus: list[Any], n: int, tag: str) -> list[NewDocument]:
-    """`n` distinct documents cycling through the corpus (a copy number makes each unique)."""
-    return [
-        NewDocument(
-            SCOPE,
-            f"{tag}-{i}",
-            f"{corpus[i % len(corpus)].text} (copy {i // len(corpus)})",
-            corpus[i % len(corpus)].title,
-            None,
-            {},
-            512,
-            64,
-        )
-        for i in range(n)
-    ]
+def new_docs(corpus: list[Any], n: int, tag: str, per_doc: int = 1) -> list[NewDocument]:
+    """`n` distinct documents of `per_doc` consecutive corpus paragraphs each, cycling through
+    the corpus (a copy number makes each one unique)."""
+    docs = []
+    for i in range(n):
+        first = i * per_doc
+        parts = [corpus[(first + k) % len(corpus)] for k in range(per_doc)]
+        text = "\n\n".join(p.text for p in parts) + f" (copy {first // len(corpus)})"
+        docs.append(NewDocument(SCOPE, f"{tag}-{i}", text, parts[0].title, None, {}, 512, 64))
+    return docs
 
 
 def env_for(args: argparse.Namespace, stub_url: str | None) -> dict[str, str]:
@@ -199,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, required=True, help="BEIR dataset folder")
     p.add_argument("--docs", type=int, default=3000)
     p.add_argument("--probes", type=int, default=200)
+    p.add_argument("--paragraphs-per-doc", type=int, default=1, help="corpus paragraphs per doc")
     p.add_argument("--embedder", choices=["bm25", "stub"], default="bm25")
     p.add_argument("--stub-latency", type=float, default=0.05, help="seconds per embedding call")
     p.add_argument("--quick", action="store_true", help="300 documents, 50 probes")
@@ -210,7 +206,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     corpus = load_dataset(args.data).corpus
     workdir = Path(tempfile.mkdtemp(prefix="citeline-bench-queue-"))
-    result: dict[str, Any] = {"embedder": args.embedder, "cpus": os.cpu_count()}
+    result: dict[str, Any] = {
+        "embedder": args.embedder,
+        "paragraphs_per_doc": args.paragraphs_per_doc,
+        "cpus": os.cpu_count(),
+    }
     with contextlib.ExitStack() as stack:
         stub_url = None
         if args.embedder == "stub":
@@ -221,14 +221,18 @@ def main(argv: list[str] | None = None) -> None:
         env = env_for(args, stub_url)
         result["settings"] = env
         log(f"inline: {args.docs} documents")
-        docs, probes = new_docs(corpus, args.docs, "in"), new_docs(corpus, args.probes, "pin")
+        per_doc = args.paragraphs_per_doc
+        docs, probes = (
+            new_docs(corpus, args.docs, "in", per_doc),
+            new_docs(corpus, args.probes, "pin"),
+        )
         result["inline"] = asyncio.run(inline(args, workdir, env, docs, probes))
         for n in (1, 2):
             log(f"arq, {n} worker(s)")
             url = stack.enter_context(redis_server(workdir))
             procs = start_workers(n, url, workdir / f"arq{n}", env)
             try:
-                docs = new_docs(corpus, args.docs, f"a{n}")
+                docs = new_docs(corpus, args.docs, f"a{n}", per_doc)
                 probes = new_docs(corpus, args.probes, f"pa{n}")
                 result[f"arq_{n}_worker{'s' * (n > 1)}"] = asyncio.run(arq(url, docs, probes))
             finally:

@@ -11,10 +11,12 @@ from typing import Any
 
 import redis
 
+from service.config import Settings
 from service.indexing.chunking import chunk_text
 from service.indexing.queue_arq import arq_redis, enqueue
 from service.indexing.registry_base import Accepted, NewDocument
 from service.indexing.registry_redis import RedisRegistry
+from service.runtime import build_store
 from service.store.base import Scope, point_id
 from tests.conftest import wait_until
 
@@ -103,6 +105,15 @@ def expected_chunk_ids(docs: list[NewDocument], versions: dict[str, str]) -> set
         n = len(chunk_text(doc.text, doc.max_tokens, doc.overlap_tokens))
         ids |= {point_id(SCOPE, doc.document_id, versions[doc.document_id], i) for i in range(n)}
     return ids
+
+
+def stored_chunk_ids(data_dir: Path, **settings: Any) -> list[str]:
+    """The chunk ids in the store a worker with these settings wrote (it must be stopped)."""
+    store = build_store(Settings(data_dir=data_dir, **settings))
+    try:
+        return store.chunk_ids(SCOPE)
+    finally:
+        store.close()
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from service.store.edge import EdgeStore
 from tests.integration.workers.conftest import RedisServer
 from tests.integration.workers.helpers import (
     SCOPE,
@@ -19,6 +18,7 @@ from tests.integration.workers.helpers import (
     make_doc,
     start_worker,
     stop,
+    stored_chunk_ids,
     submit,
     wait_jobs,
     worker_env,
@@ -43,12 +43,15 @@ def test_sigkill_three_times_then_every_document_is_indexed_exactly_once(
     client = redis_server.client()
     # A remote embedder taking 80 ms per call of 8 chunks makes the 20 jobs last seconds.
     stub.faults.stall(0.08, endpoint="embeddings")
+    dense = {
+        "embedding_base_url": stub.base_url,
+        "embedding_model": "stub-embed",
+        "embedding_dimension": DIM,
+    }
     env = worker_env(
         redis_server.url,
         tmp_path,
-        embedding_base_url=stub.base_url,
-        embedding_model="stub-embed",
-        embedding_dimension=DIM,
+        **dense,
         embed_batch_size=8,
         worker_max_jobs=6,
         job_max_tries=6,  # room for the three crashes
@@ -78,11 +81,7 @@ def test_sigkill_three_times_then_every_document_is_indexed_exactly_once(
     active = client.hgetall(f"cl:active:{SCOPE.tenant}\x1f{SCOPE.collection}")
     assert active == versions
 
-    store = EdgeStore(tmp_path / "qdrant-edge", dense_dim=DIM)
-    try:
-        stored = store.chunk_ids(SCOPE)
-    finally:
-        store.close()
+    stored = stored_chunk_ids(tmp_path, **dense)
     expected = expected_chunk_ids(docs, versions)
     assert len(expected) >= 400
     assert sum(int(r["chunks_total"]) for r in rows) == len(expected)

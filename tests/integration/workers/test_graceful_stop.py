@@ -10,16 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from service.store.edge import EdgeStore
 from tests.conftest import wait_until
 from tests.integration.workers.conftest import RedisServer
 from tests.integration.workers.helpers import (
-    SCOPE,
     expected_chunk_ids,
     jobs,
     make_doc,
     start_worker,
     stop,
+    stored_chunk_ids,
     submit,
     wait_jobs,
     worker_env,
@@ -41,12 +40,15 @@ def test_sigterm_lets_the_short_job_finish_and_requeues_the_long_one(
 ) -> None:
     client = redis_server.client()
     stub.faults.stall(1.5, endpoint="embeddings")  # every embedding call takes 1.5 s
+    dense = {
+        "embedding_base_url": stub.base_url,
+        "embedding_model": "stub-embed",
+        "embedding_dimension": DIM,
+    }
     env = worker_env(
         redis_server.url,
         tmp_path,
-        embedding_base_url=stub.base_url,
-        embedding_model="stub-embed",
-        embedding_dimension=DIM,
+        **dense,
         embed_batch_size=4,
         job_completion_wait_s=WAIT_S,
     )
@@ -85,10 +87,6 @@ def test_sigterm_lets_the_short_job_finish_and_requeues_the_long_one(
     assert (finished["status"], finished["tries"]) == ("completed", "2")
     assert "error" not in finished
 
-    store = EdgeStore(tmp_path / "qdrant-edge", dense_dim=DIM)
-    try:
-        stored = store.chunk_ids(SCOPE)
-    finally:
-        store.close()
+    stored = stored_chunk_ids(tmp_path, **dense)
     versions = {"short": short_job.version, "long": long_job.version}
     assert sorted(stored) == sorted(expected_chunk_ids([short, long], versions))

@@ -105,3 +105,20 @@ def test_a_new_version_replaces_every_chunk_and_delete_then_readd_is_a_new_job(
     assert third["job_id"] not in (first["job_id"], second["job_id"])
     assert third["version"] == second["version"] and not third["duplicate"]
     assert sorted(live.runtime.store.chunk_ids(SCOPE, "doc")) == expected_ids(job2, v2)
+
+
+def test_documents_page_through_the_redis_registry(
+    redis_server: RedisServer, make_server: Any
+) -> None:
+    live = scaled_server(make_server, redis_server.url)
+    for name in ("b", "a", "c:1"):
+        live.index(id=name, text=text(name, 5), metadata={"name": name})
+    with live.client() as c:
+        first = c.get("/v1/documents", params={"limit": 2}).json()
+        assert [d["document_id"] for d in first["documents"]] == ["a", "b"]
+        assert first["documents"][0]["metadata"] == {"name": "a"}
+        assert first["documents"][0]["state"] == "indexed"
+        rest = c.get("/v1/documents", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+        assert [d["document_id"] for d in rest["documents"]] == ["c:1"]
+        assert rest["next_cursor"] is None
+        assert c.get("/readyz").json()["jobs"] == {"completed": 3}
