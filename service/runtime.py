@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from schemas.filters import Filter
 from schemas.query import Turn
 from service.answering import (
+    EXTRACTIVE_MODEL,
     Answerer,
     AnswerEvent,
     ExtractiveAnswerer,
@@ -161,9 +162,13 @@ class Runtime:
         )  # fmt: skip
 
     def _cost(self, model: str, meter: Meter) -> float | None:
-        local = self.settings.embedding_provider == "local"  # in-process: no per-token price
+        # In-process work (extractive answers, the local embedder) has no per-token price.
+        local = self.settings.embedding_provider == "local"
+        extractive = model == EXTRACTIVE_MODEL
         return estimate_cost(
-            model, meter.prompt_tokens, meter.completion_tokens,
+            model,
+            0 if extractive else meter.prompt_tokens,
+            0 if extractive else meter.completion_tokens,
             0 if local else meter.embedding_tokens,
             self.settings.model_prices, embedding_model=self.settings.embedding_model,
         )  # fmt: skip

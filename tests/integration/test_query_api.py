@@ -92,6 +92,7 @@ def test_query_answers_with_cited_sentences(loaded: Any) -> None:
     first = body["sources"][0]
     assert first["n"] == 1 and first["document_id"] == "volcano" and first["cited"] is True
     assert body["tokens_used"] > 0 and body["latency_ms"] > 0
+    assert body["usage"]["cost_usd"] == 0.0  # extractive answers spend no paid tokens
 
 
 def test_unanswerable_question_says_so_without_sources(loaded: Any) -> None:
