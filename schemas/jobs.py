@@ -19,6 +19,10 @@ class JobOut(BaseModel):
     stage: JobStage
     chunks_total: int | None
     chunks_done: int
+    embedding_tokens: int = Field(description="tokens sent to the dense embedder")
+    cost_usd: float | None = Field(
+        description="estimate from CITELINE_MODEL_PRICES; null if unpriced"
+    )
     tries: int
     error: str | None
     superseded_by: str | None = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import uvicorn
 
@@ -12,6 +13,9 @@ from service.config import load_settings
 
 def main() -> None:
     settings = load_settings()
+    # Indexing threads (BM25, Edge writes) compete with the event loop for the GIL; a shorter
+    # switch interval bounds how long a request waits for it (see `make bench`).
+    sys.setswitchinterval(0.001)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -161,6 +161,13 @@ class Runtime:
             history=history,
         )  # fmt: skip
 
+    def embedding_cost(self, tokens: int) -> float | None:
+        """Estimated dollars for indexing `tokens` with the dense embedder (local: free)."""
+        if not tokens or self.settings.embedding_provider == "local":
+            return 0.0
+        model = self.settings.embedding_model or ""
+        return estimate_cost(model, 0, 0, tokens, self.settings.model_prices, embedding_model=model)
+
     def _cost(self, model: str, meter: Meter) -> float | None:
         # In-process work (extractive answers, the local embedder) has no per-token price.
         local = self.settings.embedding_provider == "local"

@@ -117,6 +117,8 @@ class Pipeline:
                     await self._fail(job, chunks_or_error, transient=False)
                     continue
                 job.total = totals[job.row.job_id] = len(chunks_or_error)
+                if self.dense is not None:
+                    job.embedding_tokens = sum(c.tokens for c in chunks_or_error)
                 if not chunks_or_error:
                     empty.append(job)
                 chunks.extend((job, c) for c in chunks_or_error)
@@ -243,7 +245,9 @@ class Pipeline:
         if not jobs:
             return
         try:
-            outcomes = await self.registry.finish([(job.row, job.total) for job in jobs])
+            outcomes = await self.registry.finish(
+                [(job.row, job.total, job.embedding_tokens) for job in jobs]
+            )
         except RegistryUnavailable as exc:
             for job in jobs:
                 await self._fail(job, f"could not record completion: {exc.detail}")

@@ -25,6 +25,7 @@ class _Job:
     row: JobRow
     total: int = 0
     done: int = 0
+    embedding_tokens: int = 0  # tokens sent to the dense embedder, for usage and cost
     closed: bool = False  # finished, failed or abandoned by its caller: chunks are skipped
     waiter: asyncio.Future[Outcome] | None = None
 

@@ -13,10 +13,10 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from service.indexing.priority_thread import PriorityThread
 from service.indexing.registry_base import (
     MAX_TRIES,
     Accepted,
@@ -46,21 +46,28 @@ __all__ = [
 
 T = TypeVar("T")
 
+# Registry thread priorities: accepts by their size (1 = one document), then API reads and
+# deletes, then the pipeline's bookkeeping, which only delays indexing by waiting.
+_READ = 10_000
+_BACKGROUND = 100_000
+_ACCEPT_SLICE = 64
+
 
 class SqliteRegistry:
     """The embedded registry: one SQLite file, every statement on one thread."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry")
+        self._thread = PriorityThread("registry")
         self._db: sqlite3.Connection | None = None
         self._path = path
         # scope -> document_id -> active version; read lock-free from the event loop.
         self.active: dict[Scope, dict[str, str]] = {}
         self.queued = 0  # jobs waiting to run, kept in step by accept/claim/requeue
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+    async def _call(self, fn: Callable[..., T], *args: Any, priority: float = _BACKGROUND) -> T:
+        result: T = await asyncio.wrap_future(self._thread.submit(priority, fn, *args))
+        return result
 
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> int:
@@ -75,6 +82,9 @@ class SqliteRegistry:
         # only need to survive a process crash; `accept` switches to FULL for its commit.
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        if "embedding_tokens" not in columns:  # a data dir from before job accounting
+            db.execute("ALTER TABLE jobs ADD COLUMN embedding_tokens INTEGER NOT NULL DEFAULT 0")
         self._db = db
         for row in db.execute(
             "SELECT tenant, collection, document_id, active_version FROM documents "
@@ -94,7 +104,7 @@ class SqliteRegistry:
 
     async def close(self) -> None:
         await self._call(self._close)
-        self._executor.shutdown(wait=True)
+        self._thread.shutdown()
 
     def _close(self) -> None:
         if self._db is not None:
@@ -109,8 +119,16 @@ class SqliteRegistry:
 
     # -- accepting -------------------------------------------------------------------------
     async def accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
-        """Record documents and their jobs in one durable transaction."""
-        return await self._call(self._accept, docs)
+        """Record documents and their jobs durably before any 202 goes out.
+
+        Smaller requests go first, and a batch commits in slices, so a one-document POST never
+        waits for a whole batch; a crash mid-batch leaves slices that a retry finds as duplicates.
+        """
+        out: list[Accepted] = []
+        for start in range(0, len(docs), _ACCEPT_SLICE):
+            part = docs[start : start + _ACCEPT_SLICE]
+            out += await self._call(self._accept, part, priority=len(docs))
+        return out
 
     def _accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
         now = time.time()
@@ -197,7 +215,7 @@ class SqliteRegistry:
 
     # -- reading ---------------------------------------------------------------------------
     async def job(self, job_id: str, tenant: str) -> JobRow | None:
-        return await self._call(self._job, job_id, tenant)
+        return await self._call(self._job, job_id, tenant, priority=_READ)
 
     def _job(self, job_id: str, tenant: str) -> JobRow | None:
         row = self.db.execute(
@@ -206,11 +224,11 @@ class SqliteRegistry:
         return job_row(row) if row else None
 
     async def document(self, scope: Scope, document_id: str) -> dict[str, Any] | None:
-        rows = await self._call(self._documents, scope, document_id, None, 1)
+        rows = await self._call(self._documents, scope, document_id, None, 1, priority=_READ)
         return rows[0] if rows else None
 
     async def documents(self, scope: Scope, after: str | None, limit: int) -> list[dict[str, Any]]:
-        return await self._call(self._documents, scope, None, after, limit)
+        return await self._call(self._documents, scope, None, after, limit, priority=_READ)
 
     def _documents(
         self, scope: Scope, document_id: str | None, after: str | None, limit: int
@@ -261,7 +279,7 @@ class SqliteRegistry:
     # -- deleting --------------------------------------------------------------------------
     async def delete(self, scope: Scope, document_id: str) -> bool:
         """Tombstone a document: from this moment on it is never served."""
-        return await self._call(self._delete, scope, document_id)
+        return await self._call(self._delete, scope, document_id, priority=_READ)
 
     def _delete(self, scope: Scope, document_id: str) -> bool:
         with self.db:
@@ -314,21 +332,21 @@ class SqliteRegistry:
                     "UPDATE jobs SET chunks_done=?, stage=? WHERE job_id=?", (n, stage, job_id)
                 )
 
-    async def finish(self, jobs: Sequence[tuple[JobRow, int]]) -> list[Finalized]:
+    async def finish(self, jobs: Sequence[tuple[JobRow, int, int]]) -> list[Finalized]:
         """Make each job's version live if it is still its document's latest; else retire it."""
         return await self._call(self._finish, jobs)
 
-    def _finish(self, jobs: Sequence[tuple[JobRow, int]]) -> list[Finalized]:
+    def _finish(self, jobs: Sequence[tuple[JobRow, int, int]]) -> list[Finalized]:
         with self.db:
-            outcomes = [self._finish_one(job, chunks, time.time()) for job, chunks in jobs]
-        for (job, _), outcome in zip(jobs, outcomes, strict=True):
+            outcomes = [self._finish_one(job, n, tokens, time.time()) for job, n, tokens in jobs]
+        for (job, _, _), outcome in zip(jobs, outcomes, strict=True):
             if outcome.activated:
                 self.active.setdefault(Scope(job.tenant, job.collection), {})[job.document_id] = (
                     job.version
                 )
         return outcomes
 
-    def _finish_one(self, job: JobRow, chunks: int, now: float) -> Finalized:
+    def _finish_one(self, job: JobRow, chunks: int, tokens: int, now: float) -> Finalized:
         db, key = self.db, (job.tenant, job.collection, job.document_id)
         doc = db.execute(
             "SELECT latest_job, latest_version, active_version, deleted FROM documents"
@@ -340,8 +358,8 @@ class SqliteRegistry:
         superseded = doc["latest_version"] if alive and not current else None
         db.execute(
             "UPDATE jobs SET status='completed', stage='done', chunks_done=?, chunks_total=?,"
-            " finished_at=?, superseded_by=? WHERE job_id=?",
-            (chunks, chunks, now, superseded, job.job_id),
+            " embedding_tokens=?, finished_at=?, superseded_by=? WHERE job_id=?",
+            (chunks, chunks, tokens, now, superseded, job.job_id),
         )
         # Stale chunks can exist only if some other job of this document ever ran.
         others = db.execute(

@@ -39,6 +39,7 @@ class NewDocument:
     metadata: dict[str, Any]
     max_tokens: int
     overlap_tokens: int
+    embedding: str = ""  # the dense model and dimension the chunks get; "" for BM25 only
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +64,11 @@ class Finalized:
 
 def content_version(doc: NewDocument) -> str:
     """Hash of everything that shapes the stored chunks: same input, same version."""
-    canon = json.dumps(
-        [doc.text, doc.title, doc.source, doc.metadata, doc.max_tokens, doc.overlap_tokens],
-        sort_keys=True,
-        ensure_ascii=False,
-    )
+    shape: list[Any] = [doc.text, doc.title, doc.source, doc.metadata]
+    shape += [doc.max_tokens, doc.overlap_tokens]
+    if doc.embedding:  # another embedding model makes another version, so re-posting re-indexes
+        shape.append(doc.embedding)
+    canon = json.dumps(shape, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canon.encode()).hexdigest()[:32]
 
 
@@ -122,7 +123,7 @@ class JobRegistry(Protocol):
 
     async def progress(self, stage: str, done: dict[str, int], totals: dict[str, int]) -> None: ...
 
-    async def finish(self, jobs: Sequence[tuple[JobRow, int]]) -> list[Finalized]:
+    async def finish(self, jobs: Sequence[tuple[JobRow, int, int]]) -> list[Finalized]:
         """Make each job's version live if it is still its document's latest; else retire it."""
         ...
 

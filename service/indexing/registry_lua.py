@@ -130,7 +130,7 @@ for i, x in ipairs(cjson.decode(ARGV[2])) do
     local alive = doc[1] and doc[4] == '0'
     local current = alive and doc[1] == x[1]
     redis.call('HSET', jkey, 'status', 'completed', 'stage', 'done', 'chunks_done', x[3],
-      'chunks_total', x[3], 'finished_at', now)
+      'chunks_total', x[3], 'embedding_tokens', x[4], 'finished_at', now)
     redis.call('HDEL', jkey, 'text', 'error')
     if alive and not current then redis.call('HSET', jkey, 'superseded_by', doc[2]) end
     redis.call('HINCRBY', 'cl:counts', 'running', -1)

@@ -70,6 +70,7 @@ def job_from_hash(h: dict[str, Any]) -> JobRow:
         stage=h["stage"],
         chunks_total=_opt_int(h.get("chunks_total")),
         chunks_done=int(h.get("chunks_done") or 0),
+        embedding_tokens=int(h.get("embedding_tokens") or 0),
         tries=int(h.get("tries") or 0),
         error=h.get("error"),
         superseded_by=h.get("superseded_by"),
@@ -197,8 +198,8 @@ class RedisRegistry:
         if items:
             await self._script("PROGRESS", [stage, json.dumps(items)])
 
-    async def finish(self, jobs: Sequence[tuple[JobRow, int]]) -> list[Finalized]:
-        packed = [[job.job_id, job.tries, chunks] for job, chunks in jobs]
+    async def finish(self, jobs: Sequence[tuple[JobRow, int, int]]) -> list[Finalized]:
+        packed = [[job.job_id, job.tries, chunks, tokens] for job, chunks, tokens in jobs]
         raw = await self._script("FINISH", [repr(time.time()), json.dumps(packed)])
         rows = json.loads(raw) or []  # cjson encodes an empty array as {}
         return [Finalized(bool(a), keep or None, bool(c)) for a, keep, c in rows]

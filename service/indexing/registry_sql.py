@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     stage TEXT NOT NULL,
     chunks_total INTEGER,
     chunks_done INTEGER NOT NULL DEFAULT 0,
+    embedding_tokens INTEGER NOT NULL DEFAULT 0,
     tries INTEGER NOT NULL DEFAULT 0,
     error TEXT,
     superseded_by TEXT,
@@ -68,6 +69,7 @@ class JobRow:
     stage: JobStage
     chunks_total: int | None
     chunks_done: int
+    embedding_tokens: int
     tries: int
     error: str | None
     superseded_by: str | None

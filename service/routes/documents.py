@@ -19,6 +19,7 @@ from schemas.documents import (
     DocumentPage,
     IndexIn,
 )
+from service.config import Settings
 from service.deps import RuntimeDep, TenantDep
 from service.errors import BadRequest, NotFound, PayloadTooLarge, Unavailable
 from service.indexing.registry import NewDocument
@@ -28,6 +29,12 @@ from service.store.base import Scope
 router = APIRouter(prefix="/v1", tags=["documents"])
 
 Collection = Annotated[CollectionName, Query()]
+
+
+def _embedding(settings: Settings) -> str:
+    if settings.embedding_provider == "none":
+        return ""
+    return f"{settings.embedding_model}:{settings.embedding_dimension}"
 
 
 def _new_document(runtime: Runtime, tenant: str, doc: DocumentIn) -> NewDocument:
@@ -52,6 +59,7 @@ def _new_document(runtime: Runtime, tenant: str, doc: DocumentIn) -> NewDocument
         metadata=dict(doc.metadata),
         max_tokens=size,
         overlap_tokens=overlap,
+        embedding=_embedding(settings),
     )
 
 

@@ -25,7 +25,7 @@ JobId = Annotated[str, Path(pattern=r"^job_[0-9a-f]{24}$")]
 EVENTS_POLL_S = 0.25
 
 
-def job_out(job: JobRow) -> JobOut:
+def job_out(job: JobRow, runtime: Runtime) -> JobOut:
     return JobOut(
         job_id=job.job_id,
         document_id=job.document_id,
@@ -35,6 +35,8 @@ def job_out(job: JobRow) -> JobOut:
         stage=job.stage,
         chunks_total=job.chunks_total,
         chunks_done=job.chunks_done,
+        embedding_tokens=job.embedding_tokens,
+        cost_usd=runtime.embedding_cost(job.embedding_tokens),
         tries=job.tries,
         error=job.error,
         superseded_by=job.superseded_by,
@@ -49,7 +51,7 @@ async def get_job(job_id: JobId, runtime: RuntimeDep, tenant: TenantDep) -> JobO
     job = await runtime.registry.job(job_id, tenant)
     if job is None:
         raise NotFound(f"no job {job_id!r}")
-    return job_out(job)
+    return job_out(job, runtime)
 
 
 @router.get("/jobs/{job_id}/events", responses={200: {"content": {"text/event-stream": {}}}})
@@ -65,7 +67,7 @@ async def job_events(job_id: JobId, runtime: RuntimeDep, tenant: TenantDep) -> E
 async def _events(runtime: Runtime, job: JobRow, tenant: str) -> AsyncIterator[ServerSentEvent]:
     seq, last = 0, ""
     while True:
-        body = job_out(job).model_dump_json()
+        body = job_out(job, runtime).model_dump_json()
         final = job.status in ("completed", "failed")
         if body != last:
             seq += 1

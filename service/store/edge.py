@@ -21,7 +21,7 @@ from service.store.base import ChunkPoint, Hit, Scope, SparseVector
 from service.store.filters import edge_filter
 
 _CONFIG_FILE = "edge_config.json"  # written by EdgeShard.create: its presence means "load"
-_UPSERT_BATCH = 256
+_UPSERT_BATCH = 32
 _SCROLL_PAGE = 1024
 _MIN_PREFETCH = 50
 _GARBAGE_RATIO = 0.2  # as Qdrant's own vacuum threshold (deleted_threshold)

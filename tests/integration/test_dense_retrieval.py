@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from service.config import Settings
+from service.indexing.tokens import count_tokens
 from service.runtime import Runtime
 from service.store import naming
 from service.store.base import Scope
@@ -175,3 +176,26 @@ def test_a_collection_recorded_for_another_model_is_refused_at_start(
         asyncio.run(Runtime.start(settings))
     assert f"'stub-embed' ({DIM} dimensions)" in str(err.value)
     assert "CITELINE_EMBEDDING_MODEL" in str(err.value)
+
+
+def test_jobs_account_embedding_tokens_and_cost(make_server: Any, stub: StubServer) -> None:
+    live = make_server(
+        embedding_base_url=stub.base_url,
+        embedding_model="stub-embed",
+        embedding_dimension=DIM,
+        model_prices={"stub-embed": {"embedding": 0.5}},
+    )
+    text = "Glaciers carve valleys over centuries. " * 20  # one chunk
+    accepted = live.index(id="priced", text=text)
+    with live.client() as c:
+        job = c.get(f"/v1/jobs/{accepted['job_id']}").json()
+    assert job["chunks_total"] == 1
+    assert job["embedding_tokens"] == count_tokens(text.strip())
+    assert job["cost_usd"] == pytest.approx(job["embedding_tokens"] * 0.5 / 1e6)
+
+
+def test_bm25_only_jobs_spend_no_embedding_tokens(server: Any) -> None:
+    accepted = server.index(id="free", text="Sourdough rises slowly.")
+    with server.client() as c:
+        job = c.get(f"/v1/jobs/{accepted['job_id']}").json()
+    assert job["embedding_tokens"] == 0 and job["cost_usd"] == 0.0

@@ -1,0 +1,308 @@
+"""Time to first token that citeline adds over calling the LLM (an OpenAI-compatible stub) directly.
+
+    python -m tests.bench.ttft [--data DIR] [--quick] [--out FILE]
+
+Both run on 127.0.0.1: the stub (`tests.stubs.openai_stub`, one word per stream chunk) and a
+citeline server using it as its LLM. After indexing a few hundred paragraphs:
+
+- baseline: a streaming chat completion sent straight to the stub, with a request body citeline
+  itself sent during warm-up (same prompt, same size); TTFT = request start to the first
+  non-empty `delta.content`.
+- citeline: POST /v1/query {"stream": true}; TTFT = request start to the first `event: delta`
+  (time to `event: sources` recorded too).
+
+One client: baseline and citeline requests interleaved; the overhead is the per-pair difference.
+50 concurrent streams: rounds of 50 simultaneous requests, citeline and baseline rounds apart;
+the overhead there is p95(citeline) - p95(baseline), since concurrent requests do not pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.bench.data import load_dataset
+from tests.bench.metrics import latency_ms
+from tests.bench.server import (
+    ServerProcess,
+    log,
+    post_with_retry,
+    running_server,
+    wait_all_settled,
+)
+from tests.stubs.openai_stub import RemoteStub, spawn_stub
+
+DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "squad2-dev"
+CHUNK_INTERVAL_S = 0.005
+CONCURRENCY = 50
+REQUEST_TIMEOUT_S = 60.0
+TARGETS = {
+    "overhead_p50_ms_one_client": 15.0,
+    "overhead_p95_ms_one_client": 30.0,
+    "overhead_p95_ms_50_streams": 150.0,
+    "errors": 0,
+}
+
+
+class StreamError(RuntimeError):
+    pass
+
+
+async def baseline_ttft(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> float:
+    """Seconds to the first non-empty content delta of a streamed chat completion."""
+    started = time.perf_counter()
+    first: float | None = None
+    async with client.stream("POST", url, json=body, headers={"authorization": "Bearer x"}) as r:
+        if r.status_code != 200:
+            raise StreamError(f"stub answered {r.status_code}")
+        async for line in r.aiter_lines():
+            if first is None and line.startswith("data: ") and line != "data: [DONE]":
+                choices = json.loads(line[6:]).get("choices") or [{}]
+                if (choices[0].get("delta") or {}).get("content"):
+                    first = time.perf_counter() - started
+    if first is None:
+        raise StreamError("stub stream ended without content")
+    return first
+
+
+async def citeline_ttft(client: httpx.AsyncClient, url: str, question: str) -> tuple[float, float]:
+    """Seconds to `event: sources` and to the first `event: delta` of a streamed /v1/query."""
+    started = time.perf_counter()
+    sources: float | None = None
+    delta: float | None = None
+    body = {"question": question, "stream": True}
+    async with client.stream("POST", url, json=body) as r:
+        if r.status_code != 200:
+            raise StreamError(f"citeline answered {r.status_code}")
+        async for line in r.aiter_lines():
+            if not line.startswith("event: "):
+                continue
+            event = line[7:].strip()
+            now = time.perf_counter() - started
+            if event == "sources" and sources is None:
+                sources = now
+            elif event == "delta" and delta is None:
+                delta = now
+            elif event == "error":
+                raise StreamError("citeline stream ended with an error event")
+    if delta is None or sources is None:
+        raise StreamError("citeline stream had no sources or no delta")
+    return sources, delta
+
+
+def index_paragraphs(server: ServerProcess, docs: list[dict[str, str]]) -> float:
+    started = time.perf_counter()
+    with server.client() as c:
+        post_with_retry(c, "/v1/documents/batch", {"documents": docs})
+        counts = wait_all_settled(c, len(docs), 600.0)
+    if counts.get("failed"):
+        raise RuntimeError(f"indexing failed: {counts}")
+    return time.perf_counter() - started
+
+
+def async_client() -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=CONCURRENCY + 10, max_keepalive_connections=CONCURRENCY)
+    return httpx.AsyncClient(limits=limits, timeout=REQUEST_TIMEOUT_S, trust_env=False)
+
+
+async def measure(
+    stub: RemoteStub, server: ServerProcess, questions: list[str], sequential: int, rounds: int
+) -> dict[str, Any]:
+    chat_url = f"{stub.base_url}/chat/completions"
+    query_url = f"{server.url}/v1/query"
+    async with async_client() as client:
+        # Warm-up through citeline; its requests to the stub become the baseline's bodies.
+        stub.reset()
+        warmup = questions[:30]
+        for q in warmup:
+            await citeline_ttft(client, query_url, q)
+        bodies = [r.body for r in stub.requests("/v1/chat/completions") if r.body]
+        if not bodies:
+            raise RuntimeError("citeline sent no chat request to the stub during warm-up")
+        for body in bodies[:10]:
+            await baseline_ttft(client, chat_url, body)
+        prompt_chars = [sum(len(str(m.get("content", ""))) for m in b["messages"]) for b in bodies]
+
+        # One client, interleaved pairs.
+        stub.reset()
+        base_s: list[float] = []
+        cite_s: list[float] = []
+        src_s: list[float] = []
+        diff_s: list[float] = []
+        seq_errors = 0
+        for i in range(sequential):
+            try:
+                b = await baseline_ttft(client, chat_url, bodies[i % len(bodies)])
+                s, d = await citeline_ttft(client, query_url, questions[i % len(questions)])
+            except (httpx.HTTPError, StreamError) as exc:
+                seq_errors += 1
+                log(f"sequential request {i}: {exc!r}")
+                continue
+            base_s.append(b)
+            cite_s.append(d)
+            src_s.append(s)
+            diff_s.append(d - b)
+        # citeline's requests come from the openai SDK, the baseline's from plain httpx.
+        llm_calls = sum(
+            1
+            for r in stub.requests("/v1/chat/completions")
+            if "httpx" not in {k.lower(): v for k, v in r.headers.items()}.get("user-agent", "")
+        )
+
+        # 50 concurrent streams, citeline rounds and baseline rounds apart.
+        async def gather(make: Callable[[int], Any]) -> tuple[list[Any], int]:
+            results = await asyncio.gather(
+                *(make(k) for k in range(CONCURRENCY)), return_exceptions=True
+            )
+            ok = [x for x in results if not isinstance(x, BaseException)]
+            for x in results:
+                if isinstance(x, BaseException):
+                    log(f"concurrent request failed: {x!r}")
+            return ok, len(results) - len(ok)
+
+        conc_cite: list[float] = []
+        conc_src: list[float] = []
+        conc_base: list[float] = []
+        cite_errors = base_errors = 0
+        round_walls: list[float] = []
+        for rnd in range(rounds):
+            offset = rnd * CONCURRENCY
+            t0 = time.perf_counter()
+            ok, errs = await gather(
+                lambda k, o=offset: citeline_ttft(
+                    client, query_url, questions[(o + k) % len(questions)]
+                )
+            )
+            round_walls.append(time.perf_counter() - t0)
+            conc_src += [s for s, _ in ok]
+            conc_cite += [d for _, d in ok]
+            cite_errors += errs
+            ok_b, errs_b = await gather(
+                lambda k, o=offset: baseline_ttft(client, chat_url, bodies[(o + k) % len(bodies)])
+            )
+            conc_base += ok_b
+            base_errors += errs_b
+
+    def p95_ms(xs: list[float]) -> float | None:
+        return latency_ms(xs).get("p95")
+
+    one = {
+        "requests": sequential,
+        "baseline_ttft_ms": latency_ms(base_s),
+        "citeline_ttft_ms": latency_ms(cite_s),
+        "citeline_time_to_sources_ms": latency_ms(src_s),
+        "overhead_ms": latency_ms(diff_s),
+        "errors": seq_errors,
+        "citeline_llm_calls": llm_calls,
+    }
+    cite95, base95 = p95_ms(conc_cite), p95_ms(conc_base)
+    many = {
+        "streams": CONCURRENCY,
+        "rounds": rounds,
+        "baseline_ttft_ms": latency_ms(conc_base),
+        "citeline_ttft_ms": latency_ms(conc_cite),
+        "citeline_time_to_sources_ms": latency_ms(conc_src),
+        "overhead_p95_ms": None if cite95 is None or base95 is None else round(cite95 - base95, 3),
+        "citeline_round_wall_s": [round(w, 3) for w in round_walls],
+        "errors": cite_errors,
+        "baseline_errors": base_errors,
+    }
+    return {
+        "one_client": one,
+        "concurrent": many,
+        "baseline_prompt_chars_mean": round(sum(prompt_chars) / len(prompt_chars)),
+        "baseline_bodies": len(bodies),
+    }
+
+
+def verdict(result: dict[str, Any]) -> dict[str, Any]:
+    one, many = result["one_client"], result["concurrent"]
+    measured = {
+        "overhead_p50_ms_one_client": one["overhead_ms"].get("p50"),
+        "overhead_p95_ms_one_client": one["overhead_ms"].get("p95"),
+        "overhead_p95_ms_50_streams": many["overhead_p95_ms"],
+        "errors": one["errors"] + many["errors"],
+    }
+    return {
+        name: {
+            "measured": value,
+            "target": f"<= {TARGETS[name]}" if name != "errors" else "0",
+            "met": value is not None and value <= TARGETS[name],
+        }
+        for name, value in measured.items()
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    data = load_dataset(args.data)
+    n_docs = 100 if args.quick else 200
+    sequential = 40 if args.quick else 200
+    rounds = 2 if args.quick else 5
+    corpus = data.corpus[:n_docs]
+    indexed = {d.doc_id for d in corpus}
+    # Questions answerable from the indexed paragraphs, so that every query reaches the LLM.
+    questions = [
+        text
+        for qid, text in data.queries.items()
+        if any(did in indexed for did in data.qrels.get(qid, {}))
+    ]
+    if not questions:
+        raise RuntimeError("no query is judged against the indexed paragraphs")
+    env = {}
+    with spawn_stub("--chunk-interval", str(CHUNK_INTERVAL_S)) as stub:
+        env = {
+            "CITELINE_LLM_PROVIDER": "openai",
+            "CITELINE_LLM_BASE_URL": stub.base_url,
+            "CITELINE_LLM_MODEL": "stub-chat",
+            "CITELINE_LLM_API_KEY": "x",
+            "CITELINE_LLM_REWRITE_QUESTIONS": "false",
+        }
+        with (
+            tempfile.TemporaryDirectory(prefix="citeline-ttft-") as tmp,
+            running_server(Path(tmp) / "data", env) as server,
+        ):
+            docs = [{"id": d.doc_id, "title": d.title, "text": d.text} for d in corpus]
+            index_s = index_paragraphs(server, docs)
+            log(f"indexed {len(docs)} paragraphs in {index_s:.1f} s; measuring")
+            measured = asyncio.run(measure(stub, server, questions, sequential, rounds))
+    return {
+        "dataset": data.name,
+        "quick": args.quick,
+        "docs_indexed": len(corpus),
+        "questions_available": len(questions),
+        "stub_chunk_interval_s": CHUNK_INTERVAL_S,
+        "llm_env": {k: v for k, v in env.items() if k != "CITELINE_LLM_API_KEY"},
+        "index_seconds": round(index_s, 2),
+        **measured,
+        "targets": verdict(measured),
+        "method": __doc__.split("\n\n", 2)[2].strip().replace("\n", " "),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BEIR dataset folder")
+    parser.add_argument("--quick", action="store_true", help="fewer docs and requests")
+    parser.add_argument("--out", type=Path, help="also write the JSON result here")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    result = run(args)
+    result["wall_seconds"] = round(time.perf_counter() - started, 1)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
