@@ -40,13 +40,14 @@ bench: $(VENV)/.dev
 	$(PY) -m tests.bench.run --data $(DATA)
 	$(PY) -m tests.bench.encoders
 	$(PY) -m tests.bench.queue --data $(DATA)
+	$(PY) -m tests.bench.ttft --data $(DATA)
 
 # arq workers (1 and 2) against the inline queue; needs redis-server on PATH.
 bench-queue: $(VENV)/.dev
 	$(PY) -m tests.bench.queue --data $(DATA)
 
 eval: $(VENV)/.dev
-	$(PY) -m tests.bench.eval --data $(DATA)
+	$(PY) -m tests.bench.eval --data $(DATA) $(if $(MODES),--modes $(MODES))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -102,8 +102,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"CITELINE_LLM_MODEL is required when CITELINE_LLM_PROVIDER is {self.llm_provider}"
             )
-        fallback_parts = (self.llm_fallback_provider, self.llm_fallback_base_url,
-                          self.llm_fallback_api_key, self.llm_fallback_context_window)
+        fallback_parts = (
+            self.llm_fallback_provider,
+            self.llm_fallback_base_url,
+            self.llm_fallback_api_key,
+            self.llm_fallback_context_window,
+        )
         if self.llm_fallback_model is None and any(p is not None for p in fallback_parts):
             raise ValueError(
                 "CITELINE_LLM_FALLBACK_MODEL is required when another CITELINE_LLM_FALLBACK_* "
@@ -137,8 +141,12 @@ class Settings(BaseSettings):
         provider = self.llm_fallback_provider or self.llm_provider
         if provider != self.llm_provider:
             return provider, self.llm_fallback_base_url, self.llm_fallback_api_key
-        return (provider, self.llm_fallback_base_url or self.llm_base_url,
-                self.llm_fallback_api_key or self.llm_api_key)
+        return (
+            provider,
+            self.llm_fallback_base_url or self.llm_base_url,
+            self.llm_fallback_api_key or self.llm_api_key,
+        )
+
     # --- LLM answers (end) ---
 
     # --- Frontends (begin) --- CORS for browser apps; resumable chat streams.
@@ -174,6 +182,7 @@ class Settings(BaseSettings):
                 "true: browsers refuse credentials with a wildcard; list the origins instead"
             )
         return self
+
     # --- Frontends (end) ---
 
     # --- Scaled-out indexing (begin) --- with CITELINE_REDIS_URL, jobs live in Redis and run

@@ -40,12 +40,33 @@ _FOLLOW_UP_START = re.compile(
     r"there|one|ones)\b",
     re.IGNORECASE,
 )
-_REFERRING_WORDS = frozenset({
-    "it", "its", "it's", "they", "them", "their", "theirs", "he", "him", "his", "she", "her",
-    "hers", "this", "that", "these", "those", "there", "former", "latter",
-})
-_PREFIX = re.compile(r"^\s*(?:standalone question|rewritten question|question)\s*:\s*",
-                     re.IGNORECASE)
+_REFERRING_WORDS = frozenset(
+    {
+        "it",
+        "its",
+        "it's",
+        "they",
+        "them",
+        "their",
+        "theirs",
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "hers",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "former",
+        "latter",
+    }
+)
+_PREFIX = re.compile(
+    r"^\s*(?:standalone question|rewritten question|question)\s*:\s*", re.IGNORECASE
+)
 
 
 def looks_like_follow_up(question: str) -> bool:
@@ -85,7 +106,8 @@ def _conversation(question: str, history: Sequence[TurnLike]) -> str:
         text = " ".join(turn.content.split())[:_TURN_CHARS]
         lines.append(f"{speaker}: {neutralise_special_tokens(text)}")
     return (
-        "Conversation:\n" + "\n".join(lines)
+        "Conversation:\n"
+        + "\n".join(lines)
         + f"\n\nLast question: {neutralise_special_tokens(question)}\n\nStandalone question:"
     )
 

@@ -124,8 +124,7 @@ def build_llm(settings: Settings) -> LLM | None:
                 model=settings.llm_fallback_model,
                 base_url=base_url,
                 api_key=api_key,
-                context_window=settings.llm_fallback_context_window
-                or settings.llm_context_window,
+                context_window=settings.llm_fallback_context_window or settings.llm_context_window,
             )
         )
     limiter = None

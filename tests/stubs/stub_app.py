@@ -17,8 +17,11 @@ from tests.stubs.stub_exchange import (
 )
 from tests.stubs.stub_state import AppliedFaults, StubState
 
-_ROUTES = {("POST", "/v1/chat/completions"): "chat", ("POST", "/v1/embeddings"): "embeddings",
-           ("GET", "/v1/models"): "models"}
+_ROUTES = {
+    ("POST", "/v1/chat/completions"): "chat",
+    ("POST", "/v1/embeddings"): "embeddings",
+    ("GET", "/v1/models"): "models",
+}
 _CONFIG_FIELDS = ("reply", "dimension", "chunk_interval", "models", "strict_models", "api_key")
 
 
@@ -48,16 +51,24 @@ class StubApp:
             return
         endpoint = _ROUTES.get((method, path))
         stream = endpoint == "chat" and isinstance(body, dict) and body.get("stream") is True
-        rec = self.state.record(method=method, path=path, endpoint=endpoint, headers=headers,
-                                body=body, stream=stream)
+        rec = self.state.record(
+            method=method, path=path, endpoint=endpoint, headers=headers, body=body, stream=stream
+        )
         ex = Exchange(self.state, rec, receive, send)
         try:
             await self._serve(ex, endpoint, headers, raw, body, stream)
         finally:
             await ex.close()
 
-    async def _serve(self, ex: Exchange, endpoint: str | None, headers: dict[str, str],
-                     raw: bytes, body: Any, stream: bool) -> None:
+    async def _serve(
+        self,
+        ex: Exchange,
+        endpoint: str | None,
+        headers: dict[str, str],
+        raw: bytes,
+        body: Any,
+        stream: bool,
+    ) -> None:
         config = self.state.config
         faults = self.state.draw_faults(endpoint, stream=stream)
         self.state.update(ex.rec, faults=[*(["error"] if faults.error else []), *faults.modifiers])
@@ -68,11 +79,21 @@ class StubApp:
             err = faults.error
             extra = {}
             if err.get("retry_after") is not None:
-                extra = {"retry-after": f"{err['retry_after']:g}",
-                         "retry-after-ms": str(round(err["retry_after"] * 1000))}
-            await ex.json(err["status"], wire.error_body(
-                err["status"], err.get("message"), err.get("type"), err.get("code"),
-                err.get("param")), extra)
+                extra = {
+                    "retry-after": f"{err['retry_after']:g}",
+                    "retry-after-ms": str(round(err["retry_after"] * 1000)),
+                }
+            await ex.json(
+                err["status"],
+                wire.error_body(
+                    err["status"],
+                    err.get("message"),
+                    err.get("type"),
+                    err.get("code"),
+                    err.get("param"),
+                ),
+                extra,
+            )
             return
         expected_auth = f"Bearer {config.api_key}"
         if config.api_key is not None and headers.get("authorization") != expected_auth:
@@ -80,26 +101,38 @@ class StubApp:
             return
         if endpoint is None:
             path = ex.rec.path
-            await ex.json(404, wire.error_body(404, f"Invalid URL ({ex.rec.method} {path})",
-                                               code=""))
+            await ex.json(
+                404, wire.error_body(404, f"Invalid URL ({ex.rec.method} {path})", code="")
+            )
             return
         if endpoint == "models":
-            data = [{"id": m, "object": "model", "created": 1700000000, "owned_by": "citeline-stub"}
-                    for m in config.models]
+            data = [
+                {"id": m, "object": "model", "created": 1700000000, "owned_by": "citeline-stub"}
+                for m in config.models
+            ]
             await ex.json(200, padded({"object": "list", "data": data}, faults))
             return
         if not isinstance(body, dict):
-            await ex.json(400, wire.error_body(
-                400, "We could not parse the JSON body of your request. (HINT: This likely means"
-                " you aren't using your HTTP library correctly.)"))
+            await ex.json(
+                400,
+                wire.error_body(
+                    400,
+                    "We could not parse the JSON body of your request. (HINT: This likely means"
+                    " you aren't using your HTTP library correctly.)",
+                ),
+            )
             return
         model = body.get("model")
         if not isinstance(model, str) or not model:
             await ex.json(400, wire.error_body(400, "you must provide a model parameter"))
             return
         if config.strict_models and model not in config.models:
-            await ex.json(404, wire.error_body(
-                404, f"The model `{model}` does not exist or you do not have access to it."))
+            await ex.json(
+                404,
+                wire.error_body(
+                    404, f"The model `{model}` does not exist or you do not have access to it."
+                ),
+            )
             return
         if endpoint == "embeddings":
             await self._embeddings(ex, body, faults)
@@ -111,8 +144,10 @@ class StubApp:
         fmt = body.get("encoding_format", "float")
         if keys is None or fmt not in ("float", "base64"):
             bad = "input" if keys is None else "encoding_format"
-            message = (f"'$.{bad}' is invalid. Please check the API reference: "
-                       "https://platform.openai.com/docs/api-reference.")
+            message = (
+                f"'$.{bad}' is invalid. Please check the API reference: "
+                "https://platform.openai.com/docs/api-reference."
+            )
             await ex.json(400, wire.error_body(400, message, param=bad))
             return
         dimension = body.get("dimensions") or self.state.config.dimension
@@ -125,24 +160,40 @@ class StubApp:
             vector = wire.embedding_vector(key, dimension)
             if nan is not None:
                 vector[0] = nan["value"]
-            data.append({"object": "embedding", "index": index,
-                         "embedding": wire.encode_embedding(vector, fmt)})
+            data.append(
+                {
+                    "object": "embedding",
+                    "index": index,
+                    "embedding": wire.encode_embedding(vector, fmt),
+                }
+            )
         tokens = wire.embedding_tokens(body["input"])
-        payload = {"object": "list", "data": data, "model": body["model"],
-                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        payload = {
+            "object": "list",
+            "data": data,
+            "model": body["model"],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
         await ex.json(200, padded(payload, faults))
 
-    async def _chat(self, ex: Exchange, body: dict[str, Any], faults: AppliedFaults,
-                    stream: bool) -> None:
+    async def _chat(
+        self, ex: Exchange, body: dict[str, Any], faults: AppliedFaults, stream: bool
+    ) -> None:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
-            await ex.json(400, wire.error_body(400, "[] is too short - 'messages'",
-                                               param="messages"))
+            await ex.json(
+                400, wire.error_body(400, "[] is too short - 'messages'", param="messages")
+            )
             return
         if body.get("stream_options") is not None and not stream:
-            await ex.json(400, wire.error_body(
-                400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                param="stream_options"))
+            await ex.json(
+                400,
+                wire.error_body(
+                    400,
+                    "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                    param="stream_options",
+                ),
+            )
             return
         reply = self.state.config.reply
         if callable(reply):
@@ -163,8 +214,17 @@ class StubApp:
             return
         await self._stream(ex, body, faults, cid, model, pieces, finish, usage)
 
-    async def _stream(self, ex: Exchange, body: dict[str, Any], faults: AppliedFaults, cid: str,
-                      model: str, pieces: list[str], finish: str, usage: dict[str, Any]) -> None:
+    async def _stream(
+        self,
+        ex: Exchange,
+        body: dict[str, Any],
+        faults: AppliedFaults,
+        cid: str,
+        model: str,
+        pieces: list[str],
+        finish: str,
+        usage: dict[str, Any],
+    ) -> None:
         options = body.get("stream_options") or {}
         with_usage = bool(options.get("include_usage"))
         interval = self.state.config.chunk_interval
@@ -233,6 +293,11 @@ class StubApp:
         except (TypeError, ValueError) as exc:
             status, payload = 400, wire.error_body(400, str(exc))
         data = json.dumps(payload).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": data})

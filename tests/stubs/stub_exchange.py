@@ -53,10 +53,20 @@ class Exchange:
 
     async def start(self, status: int, content_type: str, extra: dict[str, str]) -> None:
         self.state.update(self.rec, status=status)
-        headers = {"content-type": content_type, "x-request-id": f"req_{uuid.uuid4().hex}",
-                   "openai-version": "2020-10-01", "openai-processing-ms": "1", **extra}
-        await self._send({"type": "http.response.start", "status": status,
-                          "headers": [(k.encode(), v.encode()) for k, v in headers.items()]})
+        headers = {
+            "content-type": content_type,
+            "x-request-id": f"req_{uuid.uuid4().hex}",
+            "openai-version": "2020-10-01",
+            "openai-processing-ms": "1",
+            **extra,
+        }
+        await self._send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+            }
+        )
 
     async def body(self, data: bytes, *, more: bool, completes: bool = True) -> None:
         """Send body bytes; the last send marks the record completed unless `completes` is False."""

@@ -67,7 +67,7 @@ def grounded_reply(request: dict[str, Any]) -> str:
         match = _SOURCE_1.search(text)
         if match is None:
             continue
-        block = " ".join(text[match.end():].split())
+        block = " ".join(text[match.end() :].split())
         sentence = _SENTENCE_END.split(block, maxsplit=1)[0].rstrip(".!? ")
         if sentence:
             return f"Based on the sources, {sentence} [1]."
@@ -77,7 +77,7 @@ def grounded_reply(request: dict[str, Any]) -> str:
 def split_pieces(text: str) -> list[str]:
     """One piece per word, whitespace kept in front, so "".join(pieces) == text."""
     pieces = re.findall(r"\s*\S+", text)
-    tail = text[len("".join(pieces)):]
+    tail = text[len("".join(pieces)) :]
     if tail and pieces:
         pieces[-1] += tail
     elif tail:
@@ -115,8 +115,12 @@ def completion(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None,
-                            "annotations": []},
+                "message": {
+                    "role": "assistant",
+                    "content": text,
+                    "refusal": None,
+                    "annotations": [],
+                },
                 "logprobs": None,
                 "finish_reason": finish_reason,
             }
@@ -137,9 +141,11 @@ def chunk(
     usage_: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A chat.completion.chunk; delta None means the usage-only chunk with empty choices."""
-    choices = [] if delta is None else [
-        {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-    ]
+    choices = (
+        []
+        if delta is None
+        else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+    )
     body: dict[str, Any] = {
         "id": cid,
         "object": "chat.completion.chunk",
@@ -163,8 +169,11 @@ def error_body(
 ) -> dict[str, Any]:
     default_type, default_code, default_message = _ERROR_DEFAULTS.get(
         status,
-        ("server_error", None,
-         "The server had an error while processing your request. Sorry about that!"),
+        (
+            "server_error",
+            None,
+            "The server had an error while processing your request. Sorry about that!",
+        ),
     )
     return {
         "error": {

@@ -99,9 +99,17 @@ class FaultSwitches:
     ) -> None:
         """The next n requests get `status` with an OpenAI error body."""
         self.add(
-            {"kind": ERROR_KIND, "n": n, "endpoint": endpoint, "status": status,
-             "retry_after": retry_after, "message": message, "type": error_type, "code": code,
-             "param": param}
+            {
+                "kind": ERROR_KIND,
+                "n": n,
+                "endpoint": endpoint,
+                "status": status,
+                "retry_after": retry_after,
+                "message": message,
+                "type": error_type,
+                "code": code,
+                "param": param,
+            }
         )
 
     def rate_limit(
@@ -116,13 +124,21 @@ class FaultSwitches:
         self.error(429, n, endpoint=endpoint, retry_after=retry_after, code=code)
 
     def server_error(
-        self, n: int = 1, *, status: int = 500, endpoint: str | None = None,
+        self,
+        n: int = 1,
+        *,
+        status: int = 500,
+        endpoint: str | None = None,
         retry_after: float | None = None,
     ) -> None:
         self.error(status, n, endpoint=endpoint, retry_after=retry_after)
 
     def bad_request(
-        self, n: int = 1, *, endpoint: str | None = None, message: str | None = None,
+        self,
+        n: int = 1,
+        *,
+        endpoint: str | None = None,
+        message: str | None = None,
         param: str | None = None,
     ) -> None:
         self.error(400, n, endpoint=endpoint, message=message, param=param)
@@ -140,8 +156,9 @@ class FaultSwitches:
         """
         if mode not in CLOSE_MODES:
             raise ValueError(f"mode must be one of {CLOSE_MODES}")
-        self.add({"kind": "close_after", "n": n, "endpoint": "chat", "chunks": n_chunks,
-                  "mode": mode})
+        self.add(
+            {"kind": "close_after", "n": n, "endpoint": "chat", "chunks": n_chunks, "mode": mode}
+        )
 
     def wrong_dimensions(self, d: int, *, n: int | None = None) -> None:
         """Embeddings come back with `d` dimensions instead of the requested/configured one."""

@@ -32,7 +32,7 @@ def test_valid_markers_pass_with_spans() -> None:
     out, f = stream(["Etna is in Sicily [1]. It erupts [2][1]."])
     assert out == "Etna is in Sicily [1]. It erupts [2][1]."
     assert f.cited == [1, 2]
-    assert [out[c.start:c.end] for c in f.spans] == ["[1]", "[2]", "[1]"]
+    assert [out[c.start : c.end] for c in f.spans] == ["[1]", "[2]", "[1]"]
     assert f.spans[0] == Citation(1, 18, 21)
 
 
@@ -40,14 +40,14 @@ def test_invalid_markers_go_with_the_space_before() -> None:
     out, f = stream(["Etna is in Sicily [7]. It erupts [1]  [9] often [0]."])
     assert out == "Etna is in Sicily. It erupts [1] often."
     assert f.cited == [1] and f.removed == 3
-    assert [out[c.start:c.end] for c in f.spans] == ["[1]"]
+    assert [out[c.start : c.end] for c in f.spans] == ["[1]"]
 
 
 def test_groups_keep_only_valid_numbers() -> None:
     out, f = stream(["A [1, 7]. B [7, 8]. C [3,2, 3]."])
     assert out == "A [1]. B. C [3][2]."
     assert f.cited == [1, 3, 2]
-    assert [out[c.start:c.end] for c in f.spans] == ["[1]", "[3]", "[2]"]
+    assert [out[c.start : c.end] for c in f.spans] == ["[1]", "[3]", "[2]"]
 
 
 def test_not_markers_are_left_alone() -> None:
@@ -94,4 +94,4 @@ def test_any_split_gives_the_same_text_and_spans(tokens: list[str], data: st.Dat
     assert f_whole.spans == f_split.spans == f_char.spans
     assert f_whole.cited == f_split.cited
     for c in f_whole.spans:
-        assert whole[c.start:c.end] == f"[{c.n}]" and c.n in VALID
+        assert whole[c.start : c.end] == f"[{c.n}]" and c.n in VALID

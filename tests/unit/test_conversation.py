@@ -28,8 +28,9 @@ HISTORY = [
 
 @pytest.fixture
 async def llm(openai_stub: StubServer) -> AsyncIterator[OpenAICompatibleLLM]:
-    model = OpenAICompatibleLLM(model="stub-chat", base_url=openai_stub.base_url,
-                                api_key="k", timeout=5.0, max_retries=0)
+    model = OpenAICompatibleLLM(
+        model="stub-chat", base_url=openai_stub.base_url, api_key="k", timeout=5.0, max_retries=0
+    )
     yield model
     await model.aclose()
 
@@ -46,8 +47,7 @@ async def test_llm_rewrites_with_the_fixed_prompt(
     openai_stub.configure(reply='Standalone question: "How tall is Mount Etna?"')
     usages: list[Usage] = []
 
-    rewritten = await rewrite_question("And how tall is it?", HISTORY, llm,
-                                       on_usage=usages.append)
+    rewritten = await rewrite_question("And how tall is it?", HISTORY, llm, on_usage=usages.append)
 
     assert rewritten == "How tall is Mount Etna?"
     [request] = openai_stub.requests()
@@ -64,7 +64,8 @@ async def test_llm_failure_falls_back_to_the_rule(
 ) -> None:
     openai_stub.faults.server_error(1)
     assert await rewrite_question("And its height?", HISTORY, llm) == (
-        "And its height? (Mount Etna)")
+        "And its height? (Mount Etna)"
+    )
 
 
 async def test_empty_llm_reply_falls_back_to_the_rule(
@@ -72,17 +73,20 @@ async def test_empty_llm_reply_falls_back_to_the_rule(
 ) -> None:
     openai_stub.configure(reply="   ")
     assert await rewrite_question("what about its age?", HISTORY, llm) == (
-        "what about its age? (Mount Etna)")
+        "what about its age? (Mount Etna)"
+    )
 
 
 async def test_rule_without_llm() -> None:
     assert await rewrite_question("And its height?", HISTORY, None) == (
-        "And its height? (Mount Etna)")
+        "And its height? (Mount Etna)"
+    )
 
 
 def test_rule_leaves_standalone_questions_alone() -> None:
     assert rule_rewrite("Where is Mount Vesuvius located?", HISTORY) == (
-        "Where is Mount Vesuvius located?")
+        "Where is Mount Vesuvius located?"
+    )
 
 
 def test_follow_up_detection() -> None:
@@ -96,10 +100,12 @@ def test_follow_up_detection() -> None:
 def test_rule_takes_salient_terms_of_the_previous_question() -> None:
     history = [ChatMessage("user", "What is the population of the city of Catania in Sicily?")]
     assert rule_rewrite("and its mayor?", history) == (
-        "and its mayor? (population city Catania Sicily)")
+        "and its mayor? (population city Catania Sicily)"
+    )
 
 
 async def test_api_turns_are_accepted_as_history() -> None:
     turns = [Turn(role="user", content="Where is Mount Etna?")]
     assert await rewrite_question("And its height?", turns, None) == (
-        "And its height? (Mount Etna)")
+        "And its height? (Mount Etna)"
+    )

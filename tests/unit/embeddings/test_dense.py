@@ -29,9 +29,15 @@ async def make_embedder(openai_stub: StubServer) -> AsyncIterator[MakeEmbedder]:
     made: list[OpenAIEmbedder] = []
 
     def make(**overrides: Any) -> OpenAIEmbedder:
-        options: dict[str, Any] = {"model": "stub-embed", "dimension": DIM,
-                                   "base_url": openai_stub.base_url, "api_key": "test-key",
-                                   "timeout": 5.0, "max_retries": 2, **overrides}
+        options: dict[str, Any] = {
+            "model": "stub-embed",
+            "dimension": DIM,
+            "base_url": openai_stub.base_url,
+            "api_key": "test-key",
+            "timeout": 5.0,
+            "max_retries": 2,
+            **overrides,
+        }
         embedder = OpenAIEmbedder(**options)
         made.append(embedder)
         return embedder

@@ -30,9 +30,14 @@ async def make_llm(openai_stub: StubServer) -> AsyncIterator[MakeLLM]:
     made: list[OpenAICompatibleLLM] = []
 
     def make(**overrides: Any) -> OpenAICompatibleLLM:
-        options: dict[str, Any] = {"model": "stub-chat", "base_url": openai_stub.base_url,
-                                   "api_key": "test-key", "timeout": 5.0, "max_retries": 2,
-                                   **overrides}
+        options: dict[str, Any] = {
+            "model": "stub-chat",
+            "base_url": openai_stub.base_url,
+            "api_key": "test-key",
+            "timeout": 5.0,
+            "max_retries": 2,
+            **overrides,
+        }
         llm = OpenAICompatibleLLM(**options)
         made.append(llm)
         return llm
@@ -66,5 +71,16 @@ def other_tasks() -> set[asyncio.Task[Any]]:
 
 
 def source(n: int, text: str, *, title: str | None = None, score: float = 1.0) -> Source:
-    return Source(n=n, document_id=f"doc{n}", chunk_id=f"doc{n}:0", title=title, source=None,
-                  text=text, start=0, end=len(text), score=score, metadata={}, cited=False)
+    return Source(
+        n=n,
+        document_id=f"doc{n}",
+        chunk_id=f"doc{n}:0",
+        title=title,
+        source=None,
+        text=text,
+        start=0,
+        end=len(text),
+        score=score,
+        metadata={},
+        cited=False,
+    )

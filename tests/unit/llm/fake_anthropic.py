@@ -26,8 +26,9 @@ class _Cut(Exception):
 class FakeAnthropic:
     """`base_url` for AsyncAnthropic; `requests` holds each JSON body; `fail` queues errors."""
 
-    def __init__(self, reply: tuple[str, ...] = ("Etna ", "is in ", "Sicily [1]."),
-                 input_tokens: int = 42) -> None:
+    def __init__(
+        self, reply: tuple[str, ...] = ("Etna ", "is in ", "Sicily [1]."), input_tokens: int = 42
+    ) -> None:
         self.reply = reply
         self.input_tokens = input_tokens
         self.requests: list[dict[str, Any]] = []
@@ -40,8 +41,12 @@ class FakeAnthropic:
     def fail(self, status: int, error_type: str = "overloaded_error", n: int = 1) -> None:
         self._errors.extend([(status, error_type)] * n)
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Message]],
-                       send: Callable[[Message], Awaitable[None]]) -> None:
+    async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
         if scope["type"] != "http":
             return
         body = b""
@@ -54,33 +59,72 @@ class FakeAnthropic:
         if self._errors:
             status, kind = self._errors.pop(0)
             payload = json.dumps({"type": "error", "error": {"type": kind, "message": kind}})
-            await send({"type": "http.response.start", "status": status, "headers": [
-                (b"content-type", b"application/json"), (b"retry-after-ms", b"10")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"retry-after-ms", b"10")],
+                }
+            )
             await send({"type": "http.response.body", "body": payload.encode()})
             return
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
         model = self.requests[-1]["model"]
-        start = {"type": "message_start", "message": {
-            "id": "msg_fake", "type": "message", "role": "assistant", "content": [],
-            "model": model, "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": self.input_tokens, "output_tokens": 1}}}
-        events = [_sse("message_start", start), _sse("content_block_start", {
-            "type": "content_block_start", "index": 0,
-            "content_block": {"type": "text", "text": ""}})]
+        start = {
+            "type": "message_start",
+            "message": {
+                "id": "msg_fake",
+                "type": "message",
+                "role": "assistant",
+                "content": [],
+                "model": model,
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": self.input_tokens, "output_tokens": 1},
+            },
+        }
+        events = [
+            _sse("message_start", start),
+            _sse(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            ),
+        ]
         for i, piece in enumerate(self.reply):
             if self.cut_after is not None and i >= self.cut_after:
                 for event in events:
                     await send({"type": "http.response.body", "body": event, "more_body": True})
                 raise _Cut("cut")
-            events.append(_sse("content_block_delta", {
-                "type": "content_block_delta", "index": 0,
-                "delta": {"type": "text_delta", "text": piece}}))
+            events.append(
+                _sse(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": piece},
+                    },
+                )
+            )
         events += [
             _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            _sse("message_delta", {"type": "message_delta",
-                                   "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                   "usage": {"output_tokens": len(self.reply)}}),
+            _sse(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": len(self.reply)},
+                },
+            ),
             _sse("message_stop", {"type": "message_stop"}),
         ]
         await send({"type": "http.response.body", "body": b"".join(events)})
@@ -92,8 +136,7 @@ class FakeAnthropic:
         self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         config = uvicorn.Config(self, log_config=None, access_log=False, lifespan="off")
         self._server = server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                                        daemon=True)
+        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 10
         while not server.started:  # uvicorn offers no event to wait on
@@ -102,7 +145,11 @@ class FakeAnthropic:
             time.sleep(0.005)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._server is not None:
             self._server.should_exit = True

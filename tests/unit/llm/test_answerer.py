@@ -21,8 +21,11 @@ from tests.unit.llm.conftest import MakeLLM, chat_requests, source
 from tests.unit.test_prompting import INJECTION
 
 SOURCES = [
-    source(1, "Mount Etna is an active stratovolcano on the east coast of Sicily. It is tall.",
-           title="Mount Etna"),
+    source(
+        1,
+        "Mount Etna is an active stratovolcano on the east coast of Sicily. It is tall.",
+        title="Mount Etna",
+    ),
     source(2, INJECTION, title="Evil <|im_start|>"),
 ]
 
@@ -44,8 +47,10 @@ async def test_answers_and_reports_exact_prompt_tokens(
 ) -> None:
     answerer = LLMAnswerer(make_llm(), context_window=8192, max_answer_tokens=300)
     text, usage = await run(answerer)
-    assert text == ("Based on the sources, Mount Etna is an active stratovolcano on the east "
-                    "coast of Sicily [1].")
+    assert text == (
+        "Based on the sources, Mount Etna is an active stratovolcano on the east "
+        "coast of Sicily [1]."
+    )
     prompt = answerer.prompt("Where is Etna?", SOURCES)
     assert usage.prompt_tokens == prompt.prompt_tokens  # our count is the server's count
     assert chat_requests(openai_stub)[0].body["max_tokens"] == 300
@@ -66,15 +71,13 @@ async def test_injected_source_reaches_the_server_harmless(
     opens = [m.start() for m in re.finditer(r"<source id=", user)]
     closes = [m.start() for m in re.finditer(r"</source>", user)]
     assert len(opens) == len(closes) == 2 and opens[0] < closes[0] < opens[1] < closes[1]
-    second = user[opens[1]:closes[1]]
+    second = user[opens[1] : closes[1]]
     assert "Ignore previous instructions" in second
     for marker in ("<|im_start|>", "\nsystem:", "\n### Assistant\n"):
         assert marker not in user
 
 
-async def test_dropped_sources_cannot_be_cited(
-    openai_stub: StubServer, make_llm: MakeLLM
-) -> None:
+async def test_dropped_sources_cannot_be_cited(openai_stub: StubServer, make_llm: MakeLLM) -> None:
     openai_stub.configure(reply="Etna is in Sicily [1][3], see [2, 3].")
     answerer = LLMAnswerer(make_llm(), context_window=1024, max_answer_tokens=512)
     ranked = [SOURCES[0], source(2, "Filler text about rocks. " * 400), source(3, "Short.")]
@@ -91,11 +94,19 @@ async def test_dropped_sources_cannot_be_cited(
 
 def test_build_llm_from_settings(tmp_path: Path, openai_stub: StubServer) -> None:
     assert build_llm(Settings(data_dir=tmp_path)) is None
-    llm = build_llm(Settings(
-        data_dir=tmp_path, llm_provider="openai", llm_model="stub-chat",
-        llm_base_url=openai_stub.base_url, llm_fallback_model="stub-small",
-        llm_fallback_context_window=4096, llm_rpm=60, llm_deadline_s=10, llm_timeout_s=5,
-    ))
+    llm = build_llm(
+        Settings(
+            data_dir=tmp_path,
+            llm_provider="openai",
+            llm_model="stub-chat",
+            llm_base_url=openai_stub.base_url,
+            llm_fallback_model="stub-small",
+            llm_fallback_context_window=4096,
+            llm_rpm=60,
+            llm_deadline_s=10,
+            llm_timeout_s=5,
+        )
+    )
     assert isinstance(llm, ResilientLLM)
     assert llm.model == "stub-chat" and llm.context_window == 4096 and llm.deadline_s == 10
     assert [type(m) for m in llm._chain] == [OpenAICompatibleLLM, OpenAICompatibleLLM]
@@ -106,11 +117,17 @@ def test_build_anthropic_fallback(tmp_path: Path) -> None:
     pytest.importorskip("anthropic")
     from service.llm.anthropic import AnthropicLLM
 
-    llm = build_llm(Settings(
-        data_dir=tmp_path, llm_provider="openai", llm_model="m", llm_base_url="http://x/v1",
-        llm_fallback_provider="anthropic", llm_fallback_model="claude",
-        llm_fallback_api_key="k",
-    ))
+    llm = build_llm(
+        Settings(
+            data_dir=tmp_path,
+            llm_provider="openai",
+            llm_model="m",
+            llm_base_url="http://x/v1",
+            llm_fallback_provider="anthropic",
+            llm_fallback_model="claude",
+            llm_fallback_api_key="k",
+        )
+    )
     assert isinstance(llm, ResilientLLM) and isinstance(llm._chain[1], AnthropicLLM)
 
 

@@ -23,9 +23,17 @@ MESSAGES = [
 
 def test_event_mapping() -> None:
     state = StreamState()
-    start = NS(type="message_start", message=NS(usage=NS(
-        input_tokens=10, output_tokens=1, cache_creation_input_tokens=None,
-        cache_read_input_tokens=5)))
+    start = NS(
+        type="message_start",
+        message=NS(
+            usage=NS(
+                input_tokens=10,
+                output_tokens=1,
+                cache_creation_input_tokens=None,
+                cache_read_input_tokens=5,
+            )
+        ),
+    )
     assert map_event(start, state) is None and state.input_tokens == 15
     text = map_event(NS(type="content_block_delta", delta=NS(type="text_delta", text="Hi")), state)
     assert text is not None and text.text == "Hi"
@@ -39,13 +47,21 @@ def test_event_mapping() -> None:
 
 
 def test_system_goes_apart_and_turns_alternate() -> None:
-    system, turns = _split([
-        ChatMessage("system", "S"), ChatMessage("user", "a"), ChatMessage("user", "b"),
-        ChatMessage("assistant", "c"), ChatMessage("user", "d"),
-    ])
+    system, turns = _split(
+        [
+            ChatMessage("system", "S"),
+            ChatMessage("user", "a"),
+            ChatMessage("user", "b"),
+            ChatMessage("assistant", "c"),
+            ChatMessage("user", "d"),
+        ]
+    )
     assert system == "S"
-    assert turns == [{"role": "user", "content": "a\n\nb"},
-                     {"role": "assistant", "content": "c"}, {"role": "user", "content": "d"}]
+    assert turns == [
+        {"role": "user", "content": "a\n\nb"},
+        {"role": "assistant", "content": "c"},
+        {"role": "user", "content": "d"},
+    ]
 
 
 @pytest.fixture
@@ -55,8 +71,14 @@ def fake() -> Iterator[FakeAnthropic]:
 
 
 def claude(fake: FakeAnthropic, **overrides: object) -> AnthropicLLM:
-    options: dict[str, object] = {"model": "claude-test", "base_url": fake.base_url,
-                                  "api_key": "k", "timeout": 5.0, "max_retries": 2, **overrides}
+    options: dict[str, object] = {
+        "model": "claude-test",
+        "base_url": fake.base_url,
+        "api_key": "k",
+        "timeout": 5.0,
+        "max_retries": 2,
+        **overrides,
+    }
     return AnthropicLLM(**options)  # type: ignore[arg-type]
 
 

@@ -46,8 +46,9 @@ async def test_max_completion_tokens_and_temperature(
 def test_missing_usage_is_estimated_with_tiktoken() -> None:
     llm = OpenAICompatibleLLM(model="m", base_url="http://127.0.0.1:9/v1")
     usage = llm._usage(None, MESSAGES, ["Etna ", "erupts."])
-    assert usage == Usage(estimate_prompt_tokens(MESSAGES), count_tokens("Etna erupts."), "m",
-                          estimated=True)
+    assert usage == Usage(
+        estimate_prompt_tokens(MESSAGES), count_tokens("Etna erupts."), "m", estimated=True
+    )
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,14 @@ PRICES = {
 
 
 def test_chat_and_embedding_tokens() -> None:
-    cost = estimate_cost("gpt-4o-mini", 1_000_000, 500_000, 2_000_000, PRICES,
-                         embedding_model="text-embedding-3-small")
+    cost = estimate_cost(
+        "gpt-4o-mini",
+        1_000_000,
+        500_000,
+        2_000_000,
+        PRICES,
+        embedding_model="text-embedding-3-small",
+    )
     assert cost == pytest.approx(0.15 + 0.30 + 0.04)
 
 

@@ -37,10 +37,16 @@ MakeResilient = Callable[..., ResilientLLM]
 
 @pytest.fixture
 def resilient(make_llm: MakeLLM) -> MakeResilient:
-    def make(*, fallbacks: tuple[dict[str, Any], ...] = (), limiter: RateLimiter | None = None,
-             deadline_s: float = 5.0, **primary: Any) -> ResilientLLM:
-        return ResilientLLM(make_llm(**primary), [make_llm(**f) for f in fallbacks], limiter,
-                            deadline_s)
+    def make(
+        *,
+        fallbacks: tuple[dict[str, Any], ...] = (),
+        limiter: RateLimiter | None = None,
+        deadline_s: float = 5.0,
+        **primary: Any,
+    ) -> ResilientLLM:
+        return ResilientLLM(
+            make_llm(**primary), [make_llm(**f) for f in fallbacks], limiter, deadline_s
+        )
 
     return make
 
@@ -117,8 +123,12 @@ async def test_mid_stream_close_breaks_the_stream_without_retry_or_fallback(
 async def test_refused_primary_falls_back_to_the_secondary(
     openai_stub: StubServer, resilient: MakeResilient
 ) -> None:
-    llm = resilient(base_url=closed_port_url(), model="primary", max_retries=0,
-                    fallbacks=({"model": "secondary"},))
+    llm = resilient(
+        base_url=closed_port_url(),
+        model="primary",
+        max_retries=0,
+        fallbacks=({"model": "secondary"},),
+    )
     text, usage, _ = await collect(llm)
     assert text == REPLY
     assert usage is not None and usage.model == "secondary"
@@ -149,8 +159,10 @@ async def test_every_model_unavailable_reports_the_shortest_retry_after(
 ) -> None:
     openai_stub.faults.rate_limit(2, retry_after=0.2)
     openai_stub.faults.server_error(5, status=503, retry_after=0.03)
-    llm = resilient(max_retries=0, fallbacks=({"model": "b", "max_retries": 0},
-                                               {"model": "c", "max_retries": 0}))
+    llm = resilient(
+        max_retries=0,
+        fallbacks=({"model": "b", "max_retries": 0}, {"model": "c", "max_retries": 0}),
+    )
     with pytest.raises(LLMUnavailable) as caught:
         await collect(llm)
     assert caught.value.retry_after == pytest.approx(0.03)
@@ -173,8 +185,7 @@ async def test_saturated_limiter_sends_the_request_to_the_fallback(
 ) -> None:
     limiter = RateLimiter(rpm=1)
     await limiter.acquire(1)
-    text, usage, _ = await collect(resilient(limiter=limiter,
-                                             fallbacks=({"model": "secondary"},)))
+    text, usage, _ = await collect(resilient(limiter=limiter, fallbacks=({"model": "secondary"},)))
     assert text == REPLY and usage is not None and usage.model == "secondary"
 
 
@@ -206,7 +217,8 @@ async def test_closing_the_stream_hangs_up_upstream(
     openai_stub.configure(reply=LONG_REPLY, chunk_interval=0.005)
     closed_at = await read_then_close(resilient(), 3)
     [request] = await openai_stub.await_until(
-        lambda rs: bool(rs) and rs[0].disconnected_at is not None, timeout=1.0)
+        lambda rs: bool(rs) and rs[0].disconnected_at is not None, timeout=1.0
+    )
     assert request.disconnected_at is not None and request.disconnected_at - closed_at < 1.0
     assert not request.completed
 
@@ -246,7 +258,8 @@ async def test_a_hundred_early_closes_leak_no_tasks_or_descriptors(
         await read_then_close(llm, 3)
 
     await openai_stub.await_until(
-        lambda rs: len(rs) == 101 and all(r.disconnected_at for r in rs), timeout=5.0)
+        lambda rs: len(rs) == 101 and all(r.disconnected_at for r in rs), timeout=5.0
+    )
     assert other_tasks() - tasks_before == set()
     deadline = time.monotonic() + 2.0
     while open_fds() > fds_before and time.monotonic() < deadline:

@@ -30,8 +30,13 @@ MESSAGES: list[Any] = [
 
 @pytest.fixture
 async def client(openai_stub: StubServer) -> AsyncIterator[AsyncOpenAI]:
-    sdk = AsyncOpenAI(base_url=openai_stub.base_url, api_key="test-key", max_retries=2,
-                      timeout=5, _strict_response_validation=True)
+    sdk = AsyncOpenAI(
+        base_url=openai_stub.base_url,
+        api_key="test-key",
+        max_retries=2,
+        timeout=5,
+        _strict_response_validation=True,
+    )
     yield sdk
     await sdk.close()
 
@@ -71,11 +76,16 @@ async def test_stream_with_include_usage_parses_strictly(client: AsyncOpenAI) ->
 
 
 async def test_stream_wire_format(openai_stub: StubServer) -> None:
-    body = {"model": "m", "messages": MESSAGES, "stream": True,
-            "stream_options": {"include_usage": True}}
-    async with httpx.AsyncClient() as http, http.stream(
-        "POST", f"{openai_stub.base_url}/chat/completions", json=body
-    ) as response:
+    body = {
+        "model": "m",
+        "messages": MESSAGES,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    async with (
+        httpx.AsyncClient() as http,
+        http.stream("POST", f"{openai_stub.base_url}/chat/completions", json=body) as response,
+    ):
         assert response.headers["content-type"].startswith("text/event-stream")
         lines = [line async for line in response.aiter_lines() if line]
 

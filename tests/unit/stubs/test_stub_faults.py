@@ -58,9 +58,11 @@ async def test_embeddings_are_deterministic_unit_vectors(http: httpx.AsyncClient
 
 async def test_base64_encoding_carries_the_same_float32_values(http: httpx.AsyncClient) -> None:
     as_float = (await http.post("/embeddings", json={"model": "e", "input": "x"})).json()
-    as_b64 = (await http.post(
-        "/embeddings", json={"model": "e", "input": "x", "encoding_format": "base64"}
-    )).json()
+    as_b64 = (
+        await http.post(
+            "/embeddings", json={"model": "e", "input": "x", "encoding_format": "base64"}
+        )
+    ).json()
     decoded = np.frombuffer(base64.b64decode(as_b64["data"][0]["embedding"]), dtype="<f4")
     assert decoded.tolist() == as_float["data"][0]["embedding"]
 
@@ -73,9 +75,9 @@ async def test_sdk_default_base64_is_decoded(client: AsyncOpenAI) -> None:
 
 async def test_token_arrays_and_dimensions_are_accepted(http: httpx.AsyncClient) -> None:
     one = (await http.post("/embeddings", json={"model": "e", "input": [1, 2, 3]})).json()
-    two = (await http.post(
-        "/embeddings", json={"model": "e", "input": [[1, 2], [3]], "dimensions": 4}
-    )).json()
+    two = (
+        await http.post("/embeddings", json={"model": "e", "input": [[1, 2], [3]], "dimensions": 4})
+    ).json()
     assert len(one["data"]) == 1 and one["usage"]["prompt_tokens"] == 3
     assert [len(d["embedding"]) for d in two["data"]] == [4, 4]
 
@@ -106,8 +108,9 @@ async def test_error_faults_carry_openai_error_bodies(
     openai_stub.faults.rate_limit(1, retry_after=0.05)
     openai_stub.configure(reply="ok")
     async with httpx.AsyncClient() as http:
-        limited = await http.post(f"{openai_stub.base_url}/chat/completions",
-                                  json={"model": "m", "messages": CHAT})
+        limited = await http.post(
+            f"{openai_stub.base_url}/chat/completions", json={"model": "m", "messages": CHAT}
+        )
     assert limited.status_code == 429
     assert limited.headers["retry-after"] == "0.05"
     assert limited.headers["retry-after-ms"] == "50"
@@ -118,7 +121,10 @@ async def test_error_faults_carry_openai_error_bodies(
         await client.chat.completions.create(model="m", messages=CHAT)
     assert caught.value.code is None and caught.value.param == "messages"
     assert caught.value.body == {  # the SDK unwraps the "error" object
-        "message": "nope", "type": "invalid_request_error", "param": "messages", "code": None
+        "message": "nope",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": None,
     }
     assert len(openai_stub.requests()) == 2  # a 400 is never retried
 
@@ -135,8 +141,9 @@ async def test_modifier_faults(openai_stub: StubServer, http: httpx.AsyncClient)
     openai_stub.faults.wrong_dimensions(3, n=1)
     openai_stub.faults.nan_values(n=1)
     openai_stub.faults.oversized_body(100_000, endpoint="embeddings", n=1)
-    response = await http.post("/embeddings", json={"model": "e", "input": "x",
-                                                     "encoding_format": "float"})
+    response = await http.post(
+        "/embeddings", json={"model": "e", "input": "x", "encoding_format": "float"}
+    )
     assert len(response.content) >= 100_000
     [vector] = [d["embedding"] for d in response.json()["data"]]
     assert len(vector) == 3 and math.isnan(vector[0])
