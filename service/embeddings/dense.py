@@ -14,9 +14,7 @@ Errors raised by embedders:
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import math
-import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -24,6 +22,8 @@ import httpx
 import openai
 from openai import AsyncOpenAI
 from openai.types import Embedding
+
+from service.llm.base import parse_retry_after
 
 __all__ = [
     "DenseEmbedder",
@@ -68,25 +68,6 @@ class DenseEmbedder(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds from retry-after-ms or Retry-After (seconds or HTTP date), as the SDK reads them."""
-    try:
-        return float(headers["retry-after-ms"]) / 1000
-    except (KeyError, ValueError):
-        pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return None
-
-
 def _server_message(exc: openai.APIStatusError) -> str:
     # The SDK's own message is "Error code: N - {whole body}"; the body is the inner error object.
     body = exc.body
@@ -110,7 +91,7 @@ def _map_error(exc: openai.OpenAIError, model: str) -> EmbeddingError:
             return PermanentEmbeddingError(message, status_code=status)
         if status in _TRANSIENT_STATUSES or status >= 500:
             return TransientEmbeddingError(
-                message, status_code=status, retry_after=_retry_after(exc.response.headers)
+                message, status_code=status, retry_after=parse_retry_after(exc.response.headers)
             )
         return PermanentEmbeddingError(message, status_code=status)
     return PermanentEmbeddingError(f"invalid embedding response from {model!r}: {exc}")
