@@ -11,7 +11,13 @@ from schemas.filters import Filter
 
 SPARSE_VECTOR = "bm25"
 DENSE_VECTOR = "dense"
-RRF_K = 60
+# Hybrid fusion: weighted reciprocal rank fusion of the sparse (BM25) and dense legs. Qdrant
+# scores a hit at 0-based rank r in a leg of weight w as 1 / (k + (r + 1) / w - 1). On
+# squad2-dev (per-leg rankings from `make eval`'s data, fused offline) k=2 with the dense leg at
+# half weight gave nDCG@10 0.912, against 0.902 for BM25 alone, 0.809 for local MiniLM alone
+# and 0.895 for plain RRF (k=60, equal weights); a low k trusts each leg's first hits.
+RRF_K = 2
+RRF_WEIGHTS = (1.0, 0.5)  # sparse, dense: the order of the prefetches
 
 # Payload fields the store filters on; each gets a keyword payload index.
 INDEXED_FIELDS = ("tenant", "collection", "document_id", "version")

@@ -27,7 +27,7 @@ _MIN_PREFETCH = 50
 _GARBAGE_RATIO = 0.2  # as Qdrant's own vacuum threshold (deleted_threshold)
 _GARBAGE_MIN = 1000
 # The stubs type `query` as `Fusion`, but the runtime wants the `Fusion.Rrf` instance (k required).
-_RRF = cast(qe.Fusion, qe.Fusion.Rrf(k=base.RRF_K))
+_RRF = cast(qe.Fusion, qe.Fusion.Rrf(k=base.RRF_K, weights=list(base.RRF_WEIGHTS)))
 
 
 def _config(dense_dim: int | None) -> qe.EdgeConfig:

@@ -129,7 +129,10 @@ class QdrantStore:
                 qm.Prefetch(query=query, using=using, params=params, filter=flt, limit=depth)
                 for query, using, params in legs
             ]
-            kwargs = {"prefetch": prefetch, "query": qm.RrfQuery(rrf=qm.Rrf(k=base.RRF_K))}
+            kwargs = {
+                "prefetch": prefetch,
+                "query": qm.RrfQuery(rrf=qm.Rrf(k=base.RRF_K, weights=list(base.RRF_WEIGHTS))),
+            }
         with self._lock:
             response = self._client.query_points(
                 self._name, query_filter=flt, limit=limit, with_payload=True, **kwargs

