@@ -20,6 +20,9 @@ from service.store.base import Scope
 log = logging.getLogger("citeline.queue")
 
 
+_CLAIM_STEP = 64
+
+
 class JobQueue(Protocol):
     """What the API needs from a queue."""
 
@@ -93,7 +96,9 @@ class EmbeddedQueue:
     async def _dispatch(self) -> None:
         while True:
             self._wake.clear()
-            free = self.max_inflight - len(self._busy)
+            # Claims go in small steps: each holds the registry thread, and a one-document
+            # POST waiting behind it feels every millisecond.
+            free = min(self.max_inflight - len(self._busy), _CLAIM_STEP)
             jobs = await self.registry.claim(free, frozenset(self._busy)) if free > 0 else []
             for job in jobs:
                 self._busy.add(doc_key(job))
