@@ -43,7 +43,7 @@ class Retriever:
         sparse, dense = await self._vectors(question)
         hits = await self._search(scope, sparse, dense, limit, filters)
         if dense is None:
-            return [h for h in hits if h.score >= self.min_relevance]
+            return [h for h in hits if self._relevant(h, sparse)]
         if not hits:
             return []
         # Fused (RRF) scores are ranks, not relevance: ask each leg for its own best score.
@@ -53,6 +53,17 @@ class Retriever:
                 return hits
         best = await self._search(scope, None, dense, 1, filters)
         return hits if best and best[0].score >= self.min_dense_similarity else []
+
+    def _relevant(self, hit: Hit, query: SparseVector) -> bool:
+        """A BM25 score over the threshold, or half the question's terms present.
+
+        IDF shrinks with the collection: in a collection of a few documents even a perfect match
+        scores under any fixed threshold, so term coverage decides there.
+        """
+        if hit.score >= self.min_relevance:
+            return True
+        found = set(query.indices) & set(self.sparse.encode_query(hit.text).indices)
+        return 2 * len(found) >= len(query.indices)
 
     async def _vectors(self, query: str) -> tuple[SparseVector, Sequence[float] | None]:
         dense = None if self.dense is None else await self.dense.embed_query(query)

@@ -103,6 +103,19 @@ def test_unanswerable_question_says_so_without_sources(loaded: Any) -> None:
     assert body["answer"] == NOT_FOUND and body["sources"] == []
 
 
+def test_a_one_document_collection_still_answers(server: Any) -> None:
+    """IDF is tiny in a tiny collection; a question whose terms all match is still answered."""
+    text = "Mount Etna is an active stratovolcano on the east coast of Sicily."
+    server.index(id="etna", text=text, collection="solo")
+    with server.client() as c:
+        found = c.post("/v1/query", json={"question": "Where is Mount Etna?", "collection": "solo"})
+        missing = c.post(
+            "/v1/query", json={"question": "Who painted the Mona Lisa?", "collection": "solo"}
+        )
+    assert found.json()["sources"][0]["document_id"] == "etna" and "[1]" in found.json()["answer"]
+    assert missing.json()["answer"] == NOT_FOUND
+
+
 def _events(response: Any) -> list[tuple[str, str]]:
     return [(e.event, e.data) for e in response.iter_sse()]
 
