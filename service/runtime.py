@@ -96,7 +96,6 @@ class Runtime:
     answerer: Answerer
     llm: LLM | None = None
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
-    last_query_at: float = 0.0
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -148,7 +147,6 @@ class Runtime:
         still sees the question as asked, with the history.
         """
         started = time.perf_counter()
-        self.last_query_at = time.monotonic()
         meter = Meter()
         rewriter = self.llm if self.settings.llm_rewrite_questions else None
         search_for = await rewrite_question(question, history, rewriter, on_usage=meter.add)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from schemas.query import Source
 from service.answering import AnswerPlan
@@ -54,12 +55,6 @@ class LLMAnswerer:
         prompt = self.prompt(question, sources, history)
         return AnswerPlan(list(prompt.sources_used), self.stream_prompt(prompt))
 
-    async def stream(
-        self, question: str, sources: Sequence[Source], history: Sequence[TurnLike] = ()
-    ) -> AsyncIterator[str | Usage]:
-        async for item in self.stream_prompt(self.prompt(question, sources, history)):
-            yield item
-
     async def aclose(self) -> None:
         await self.llm.aclose()
 
@@ -73,32 +68,23 @@ def _provider(
     api_key: str | None,
     context_window: int,
 ) -> LLM:
+    common: dict[str, Any] = {
+        "model": model,
+        "base_url": base_url,
+        "api_key": api_key,
+        "context_window": context_window,
+        "timeout": settings.llm_timeout_s,
+        "connect_timeout": settings.llm_connect_timeout_s,
+        "max_retries": settings.llm_max_retries,
+        "temperature": settings.llm_temperature,
+    }
     if provider == "anthropic":
         from service.llm.anthropic import AnthropicLLM
 
-        return AnthropicLLM(
-            model=model,
-            base_url=base_url,
-            api_key=api_key,
-            context_window=context_window,
-            timeout=settings.llm_timeout_s,
-            connect_timeout=settings.llm_connect_timeout_s,
-            max_retries=settings.llm_max_retries,
-            temperature=settings.llm_temperature,
-        )
+        return AnthropicLLM(**common)
     from service.llm.openai_compat import OpenAICompatibleLLM
 
-    return OpenAICompatibleLLM(
-        model=model,
-        base_url=base_url,
-        api_key=api_key,
-        context_window=context_window,
-        timeout=settings.llm_timeout_s,
-        connect_timeout=settings.llm_connect_timeout_s,
-        max_retries=settings.llm_max_retries,
-        max_tokens_param=settings.llm_max_tokens_param,
-        temperature=settings.llm_temperature,
-    )
+    return OpenAICompatibleLLM(**common, max_tokens_param=settings.llm_max_tokens_param)
 
 
 def build_llm(settings: Settings) -> LLM | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
@@ -51,7 +50,6 @@ def _result(hit: Hit) -> SearchResult:
 
 @router.post("/search", response_model=SearchOut)
 async def search(body: SearchIn, runtime: RuntimeDep, tenant: TenantDep) -> SearchOut:
-    runtime.last_query_at = time.monotonic()
     hits = await runtime.retriever.search(
         Scope(tenant, body.collection), body.query, body.max_results, body.filters
     )

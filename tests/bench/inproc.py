@@ -27,7 +27,7 @@ RAW_FETCH = LIMIT + 8  # what Retriever.search asks the store for (limit + _OVER
 
 
 async def _timed_retriever(runtime: Runtime, questions: list[str]) -> dict[str, Any]:
-    """`Retriever.search` as the routes call it (they also stamp `last_query_at`)."""
+    """`Retriever.search` as the routes call it."""
     samples: list[float] = []
     empty = 0
     for q in questions:
