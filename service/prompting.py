@@ -17,10 +17,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
 from schemas.query import Source
 from service.indexing.tokens import count_tokens, encoding
-from service.llm.base import ChatMessage, TurnLike, estimate_prompt_tokens
+from service.llm.base import ChatMessage, TurnLike
 
 __all__ = [
     "SYSTEM_PROMPT",
@@ -52,6 +53,9 @@ MIN_SOURCE_TOKENS = 64
 # Earlier turns may take at most this share of the prompt budget.
 HISTORY_SHARE = 0.25
 _MAX_TITLE_CHARS = 200
+# OpenAI's chat framing, as `estimate_prompt_tokens` counts it.
+_MESSAGE_FRAME = 3
+_REPLY_PRIMING = 3
 
 _ROLE_LINE = re.compile(
     r"(?im)^([ \t]*(?:#{1,6}[ \t]*)?)"
@@ -74,6 +78,11 @@ class Prompt:
     prompt_tokens: int
     truncated: list[int] = field(default_factory=list)  # sources cut to fit
     history_turns: int = 0  # earlier turns kept
+
+
+@cache
+def _system_tokens() -> int:
+    return count_tokens(SYSTEM_PROMPT)
 
 
 def neutralise_special_tokens(text: str) -> str:
@@ -101,25 +110,45 @@ def _block(src: Source, body: str) -> str:
     return f"{_open_tag(src)}\n{body}\n</source>"
 
 
+# The user turn is the concatenation of these pieces. Each piece ends in "\n\n" after ":" or ">",
+# which cl100k's pre-tokenizer keeps with that character, and the next piece starts a new
+# pre-token; so the turn's token count is exactly the sum of its pieces' counts, and every
+# piece is tokenized once.
+_HEAD = f"{SOURCES_INTRO}\n\n"
+_HEAD_NO_SOURCES = f"{SOURCES_INTRO} (none)\n\n"
+
+
+def _tail(question: str) -> str:
+    return f"Question: {question}\n\n{CITE_INSTRUCTION}"
+
+
+def _piece(block: str) -> str:
+    return f"{block}\n\n"
+
+
 def _user_turn(blocks: Sequence[str], question: str) -> str:
-    parts = [SOURCES_INTRO, *blocks] if blocks else [f"{SOURCES_INTRO} (none)"]
-    return "\n\n".join([*parts, f"Question: {question}", CITE_INSTRUCTION])
+    head = _HEAD if blocks else _HEAD_NO_SOURCES
+    return head + "".join(_piece(b) for b in blocks) + _tail(question)
 
 
-def _cut(src: Source, room: int) -> str | None:
-    """The source's block cut to about `room` tokens, or None when nothing useful fits."""
-    frame = count_tokens(_block(src, TRUNCATION_MARK)) + 2
-    keep = room - frame
-    if keep <= 0:
-        return None
+def _cut(src: Source, room: int) -> tuple[str, int] | None:
+    """The source's block cut to fit `room` tokens and its cost, or None when nothing useful
+    fits."""
+    keep = room - count_tokens(_piece(_block(src, TRUNCATION_MARK)))
     tokens = encoding().encode_ordinary(escape_data(src.text))
-    body = encoding().decode(tokens[:keep]).rstrip() + TRUNCATION_MARK
-    # A cut inside "&lt;" leaves "&l": harmless, it cannot form a tag.
-    return _block(src, body)
+    while keep > 0:
+        # A cut inside "&lt;" leaves "&l": harmless, it cannot form a tag.
+        block = _block(src, encoding().decode(tokens[:keep]).rstrip() + TRUNCATION_MARK)
+        cost = count_tokens(_piece(block))
+        if cost <= room:
+            return block, cost
+        keep -= cost - room  # decoding and re-encoding a cut can merge differently
+    return None
 
 
-def _history(history: Sequence[TurnLike], budget: int) -> list[ChatMessage]:
-    """The most recent user/assistant turns within `budget` tokens, starting with a user turn."""
+def _history(history: Sequence[TurnLike], budget: int) -> tuple[list[ChatMessage], int]:
+    """The most recent user/assistant turns within `budget` tokens, starting with a user turn,
+    and their tokens."""
     turns = [
         ChatMessage(
             "assistant" if m.role == "assistant" else "user",
@@ -128,18 +157,18 @@ def _history(history: Sequence[TurnLike], budget: int) -> list[ChatMessage]:
         for m in history
         if m.role in ("user", "assistant") and m.content.strip()
     ]
-    kept: list[ChatMessage] = []
+    kept: list[tuple[ChatMessage, int]] = []
     used = 0
     for turn in reversed(turns):
-        cost = 3 + count_tokens(turn.content)
+        cost = _MESSAGE_FRAME + count_tokens(turn.content)
         if used + cost > budget:
             break
-        kept.append(turn)
+        kept.append((turn, cost))
         used += cost
     kept.reverse()
-    while kept and kept[0].role != "user":  # Anthropic wants the user to speak first
-        kept.pop(0)
-    return kept
+    while kept and kept[0][0].role != "user":  # Anthropic wants the user to speak first
+        used -= kept.pop(0)[1]
+    return [turn for turn, _ in kept], used
 
 
 def build_messages(
@@ -150,47 +179,45 @@ def build_messages(
     context_window: int,
     max_answer_tokens: int,
 ) -> Prompt:
-    """The answer prompt for `question` over `sources` (best first), within the token budget."""
+    """The answer prompt for `question` over `sources` (best first), within the token budget.
+
+    `prompt_tokens` is exact for cl100k_base with OpenAI's chat framing (what
+    `estimate_prompt_tokens` counts), and every piece of text is tokenized once.
+    """
     budget = context_window - max_answer_tokens
-    system = ChatMessage("system", SYSTEM_PROMPT)
     asked = neutralise_special_tokens(question)
-
-    def total(turns: list[ChatMessage], blocks: list[str]) -> int:
-        user = ChatMessage("user", _user_turn(blocks, asked))
-        return estimate_prompt_tokens([system, *turns, user])
-
-    if total([], []) > budget:
+    # system and user messages with their framing, the reply priming, the question
+    fixed = 2 * _MESSAGE_FRAME + _REPLY_PRIMING + _system_tokens() + count_tokens(_tail(asked))
+    if fixed + count_tokens(_HEAD_NO_SOURCES) > budget:
         raise PromptTooLarge(
             f"the question does not fit the context window ({context_window} tokens, "
             f"{max_answer_tokens} kept for the answer)"
         )
-    turns = _history(history, min(int(budget * HISTORY_SHARE), budget - total([], [])))
+    share = min(int(budget * HISTORY_SHARE), budget - fixed - count_tokens(_HEAD_NO_SOURCES))
+    turns, history_tokens = _history(history, share)
     blocks: list[str] = []
     used: list[int] = []
     truncated: list[int] = []
-    room = budget - total(turns, [])
+    spent = fixed + history_tokens + count_tokens(_HEAD)
     for src in sources:
         block = _block(src, escape_data(src.text))
-        cost = count_tokens(block) + 2  # the blank line that separates blocks
+        cost = count_tokens(_piece(block))
+        room = budget - spent
         if cost <= room:
             blocks.append(block)
             used.append(src.n)
-            room -= cost
+            spent += cost
             continue
         if not blocks or room >= MIN_SOURCE_TOKENS:
             cut = _cut(src, room)
             if cut is not None:
-                blocks.append(cut)
+                blocks.append(cut[0])
                 used.append(src.n)
                 truncated.append(src.n)
+                spent += cut[1]
         break  # lower-ranked sources are dropped
-    # Per-block counts can be off by a token where blocks meet; the exact count decides.
-    tokens = total(turns, blocks)
-    while tokens > budget and blocks:
-        blocks.pop()
-        dropped = used.pop()
-        if dropped in truncated:
-            truncated.remove(dropped)
-        tokens = total(turns, blocks)
+    if not blocks:
+        spent += count_tokens(_HEAD_NO_SOURCES) - count_tokens(_HEAD)
+    system = ChatMessage("system", SYSTEM_PROMPT)
     messages = [system, *turns, ChatMessage("user", _user_turn(blocks, asked))]
-    return Prompt(messages, used, tokens, truncated, len(turns))
+    return Prompt(messages, used, spent, truncated, len(turns))

@@ -84,7 +84,6 @@ class ResilientLLM:
     ) -> AsyncIterator[LLMEvent]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline_s
-        estimate = estimate_prompt_tokens(messages) + max_tokens
         failures: list[LLMError] = []
         for position, llm in enumerate(self._chain):
             limiter = self._limiter if position == 0 else None
@@ -92,7 +91,8 @@ class ResilientLLM:
             if limiter is not None:
                 try:
                     reservation = await limiter.acquire(
-                        estimate, max_wait=max(deadline - loop.time(), 0.0)
+                        estimate_prompt_tokens(messages) + max_tokens,
+                        max_wait=max(deadline - loop.time(), 0.0),
                     )
                 except LLMUnavailable as exc:
                     exc.model = llm.model

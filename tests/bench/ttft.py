@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from tests.bench.data import load_dataset
 from tests.bench.metrics import latency_ms
@@ -39,6 +38,7 @@ from tests.bench.server import (
     running_server,
     wait_all_settled,
 )
+from tests.bench.stream_probe import ProbeError, StreamProbe
 from tests.stubs.openai_stub import RemoteStub, spawn_stub
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "squad2-dev"
@@ -63,46 +63,35 @@ class StreamError(RuntimeError):
     pass
 
 
-async def baseline_ttft(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> float:
+# A non-empty `delta.content` in a chat completion chunk (the first chunk may carry "").
+_CONTENT = re.compile(rb'"content":\s*"[^"]')
+_DONE = re.compile(rb"data: \[DONE\]")
+_BASELINE = {"content": _CONTENT, "done": _DONE}
+_CITELINE = {
+    "sources": re.compile(rb"event: sources"),
+    "delta": re.compile(rb"event: delta"),
+    "error": re.compile(rb"event: error"),
+    "done": _DONE,
+}
+
+
+async def baseline_ttft(stub: StreamProbe, body: bytes) -> float:
     """Seconds to the first non-empty content delta of a streamed chat completion."""
-    started = time.perf_counter()
-    first: float | None = None
-    async with client.stream("POST", url, json=body, headers={"authorization": "Bearer x"}) as r:
-        if r.status_code != 200:
-            raise StreamError(f"stub answered {r.status_code}")
-        async for line in r.aiter_lines():
-            if first is None and line.startswith("data: ") and line != "data: [DONE]":
-                choices = json.loads(line[6:]).get("choices") or [{}]
-                if (choices[0].get("delta") or {}).get("content"):
-                    first = time.perf_counter() - started
-    if first is None:
-        raise StreamError("stub stream ended without content")
-    return first
+    seen = await stub.post("/chat/completions", body, _BASELINE, {"Authorization": "Bearer x"})
+    if "content" not in seen or "done" not in seen:
+        raise StreamError(f"stub stream incomplete: {sorted(seen)}")
+    return seen["content"]
 
 
-async def citeline_ttft(client: httpx.AsyncClient, url: str, question: str) -> tuple[float, float]:
+async def citeline_ttft(citeline: StreamProbe, question: str) -> tuple[float, float]:
     """Seconds to `event: sources` and to the first `event: delta` of a streamed /v1/query."""
-    started = time.perf_counter()
-    sources: float | None = None
-    delta: float | None = None
-    body = {"question": question, "stream": True}
-    async with client.stream("POST", url, json=body) as r:
-        if r.status_code != 200:
-            raise StreamError(f"citeline answered {r.status_code}")
-        async for line in r.aiter_lines():
-            if not line.startswith("event: "):
-                continue
-            event = line[7:].strip()
-            now = time.perf_counter() - started
-            if event == "sources" and sources is None:
-                sources = now
-            elif event == "delta" and delta is None:
-                delta = now
-            elif event == "error":
-                raise StreamError("citeline stream ended with an error event")
-    if delta is None or sources is None:
-        raise StreamError("citeline stream had no sources or no delta")
-    return sources, delta
+    body = json.dumps({"question": question, "stream": True}).encode()
+    seen = await citeline.post("/v1/query", body, _CITELINE)
+    if "error" in seen:
+        raise StreamError("citeline stream ended with an error event")
+    if not {"sources", "delta", "done"} <= seen.keys():
+        raise StreamError(f"citeline stream incomplete: {sorted(seen)}")
+    return seen["sources"], seen["delta"]
 
 
 def index_paragraphs(server: ServerProcess, docs: list[dict[str, str]]) -> float:
@@ -115,28 +104,23 @@ def index_paragraphs(server: ServerProcess, docs: list[dict[str, str]]) -> float
     return time.perf_counter() - started
 
 
-def async_client() -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=CONCURRENCY + 10, max_keepalive_connections=CONCURRENCY)
-    return httpx.AsyncClient(limits=limits, timeout=REQUEST_TIMEOUT_S, trust_env=False)
-
-
 async def measure(
     stub: RemoteStub, server: ServerProcess, questions: list[str], sequential: int, rounds: int
 ) -> dict[str, Any]:
-    chat_url = f"{stub.base_url}/chat/completions"
-    query_url = f"{server.url}/v1/query"
-    async with async_client() as client:
+    stub_probe, citeline = StreamProbe(stub.base_url), StreamProbe(server.url)
+    try:
         # Warm-up through citeline; its requests to the stub become the baseline's bodies.
         stub.reset()
         warmup = questions[:30]
         for q in warmup:
-            await citeline_ttft(client, query_url, q)
-        bodies = [r.body for r in stub.requests("/v1/chat/completions") if r.body]
+            await citeline_ttft(citeline, q)
+        sent = [r.body for r in stub.requests("/v1/chat/completions") if r.body]
+        bodies = [json.dumps(b).encode() for b in sent]
         if not bodies:
             raise RuntimeError("citeline sent no chat request to the stub during warm-up")
         for body in bodies[:10]:
-            await baseline_ttft(client, chat_url, body)
-        prompt_chars = [sum(len(str(m.get("content", ""))) for m in b["messages"]) for b in bodies]
+            await baseline_ttft(stub_probe, body)
+        prompt_chars = [sum(len(str(m.get("content", ""))) for m in b["messages"]) for b in sent]
 
         # One client, interleaved pairs.
         stub.reset()
@@ -147,9 +131,9 @@ async def measure(
         seq_errors = 0
         for i in range(sequential):
             try:
-                b = await baseline_ttft(client, chat_url, bodies[i % len(bodies)])
-                s, d = await citeline_ttft(client, query_url, questions[i % len(questions)])
-            except (httpx.HTTPError, StreamError) as exc:
+                b = await baseline_ttft(stub_probe, bodies[i % len(bodies)])
+                s, d = await citeline_ttft(citeline, questions[i % len(questions)])
+            except (OSError, asyncio.IncompleteReadError, ProbeError, StreamError) as exc:
                 seq_errors += 1
                 log(f"sequential request {i}: {exc!r}")
                 continue
@@ -157,11 +141,12 @@ async def measure(
             cite_s.append(d)
             src_s.append(s)
             diff_s.append(d - b)
-        # citeline's requests come from the openai SDK, the baseline's from plain httpx.
+        # citeline's requests come from the openai SDK, the baseline's carry no user agent.
         llm_calls = sum(
             1
             for r in stub.requests("/v1/chat/completions")
-            if "httpx" not in {k.lower(): v for k, v in r.headers.items()}.get("user-agent", "")
+            if "openai"
+            in {k.lower(): v for k, v in r.headers.items()}.get("user-agent", "").lower()
         )
 
         # 50 concurrent streams, citeline rounds and baseline rounds apart.
@@ -184,10 +169,10 @@ async def measure(
             offset = rnd * CONCURRENCY
 
             def cite(k: int, o: int = offset) -> Awaitable[tuple[float, float]]:
-                return citeline_ttft(client, query_url, questions[(o + k) % len(questions)])
+                return citeline_ttft(citeline, questions[(o + k) % len(questions)])
 
             def base(k: int, o: int = offset) -> Awaitable[float]:
-                return baseline_ttft(client, chat_url, bodies[(o + k) % len(bodies)])
+                return baseline_ttft(stub_probe, bodies[(o + k) % len(bodies)])
 
             t0 = time.perf_counter()
             ok, errs = await gather(cite)
@@ -198,6 +183,10 @@ async def measure(
             ok_b, errs_b = await gather(base)
             conc_base += ok_b
             base_errors += errs_b
+
+    finally:
+        await stub_probe.aclose()
+        await citeline.aclose()
 
     def p95_ms(xs: list[float]) -> float | None:
         return latency_ms(xs).get("p95")

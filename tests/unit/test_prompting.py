@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.indexing.tokens import count_tokens
 from service.llm.base import ChatMessage, estimate_prompt_tokens
@@ -148,3 +150,37 @@ def test_question_too_long_for_the_window() -> None:
 def test_no_sources_still_asks() -> None:
     prompt = build_messages("Where?", [], context_window=4096, max_answer_tokens=512)
     assert prompt.sources_used == [] and "Sources: (none)" in user_text(prompt.messages)
+
+
+_TEXT = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",)) | st.sampled_from(list("<>&:\n \t#")),
+    max_size=400,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    texts=st.lists(_TEXT, min_size=0, max_size=6),
+    titles=st.lists(st.none() | _TEXT, min_size=6, max_size=6),
+    question=_TEXT.filter(str.strip),
+    history=st.lists(_TEXT, max_size=4),
+    window=st.integers(min_value=700, max_value=2500),
+)
+def test_prompt_tokens_are_exact_whatever_the_text(
+    texts: list[str],
+    titles: list[str | None],
+    question: str,
+    history: list[str],
+    window: int,
+) -> None:
+    """Pieces are tokenized once and added up: the sum must equal a count of the whole."""
+    sources = [source(n, t, title=titles[n - 1]) for n, t in enumerate(texts, start=1)]
+    turns = [ChatMessage("user" if i % 2 == 0 else "assistant", h) for i, h in enumerate(history)]
+    try:
+        prompt = build_messages(
+            question, sources, history=turns, context_window=window, max_answer_tokens=512
+        )
+    except PromptTooLarge:
+        return
+    assert prompt.prompt_tokens == estimate_prompt_tokens(prompt.messages)
+    assert prompt.prompt_tokens <= window - 512
