@@ -20,10 +20,10 @@ from typing import Protocol
 
 import httpx
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAioHttpClient
 from openai.types import Embedding
 
-from service.llm.base import parse_retry_after
+from service.llm.base import parse_retry_after, root_cause, timed_out
 
 __all__ = [
     "DenseEmbedder",
@@ -78,10 +78,10 @@ def _server_message(exc: openai.APIStatusError) -> str:
 
 def _map_error(exc: openai.OpenAIError, model: str) -> EmbeddingError:
     """Translate an SDK exception, raised after its retries, into our tree."""
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and timed_out(exc):
         return TransientEmbeddingError(f"embedding request to {model!r} timed out")
     if isinstance(exc, openai.APIConnectionError):
-        return TransientEmbeddingError(f"cannot reach the embedding server: {exc}")
+        return TransientEmbeddingError(f"cannot reach the embedding server: {root_cause(exc)}")
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         detail = _server_message(exc)
@@ -133,6 +133,7 @@ class OpenAIEmbedder:
             api_key=api_key,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             max_retries=max_retries,
+            http_client=DefaultAioHttpClient(),  # aiohttp's C parser: less CPU per response
         )
 
     async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:

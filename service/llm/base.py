@@ -28,6 +28,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import aiohttp
+
 from service.indexing.tokens import count_tokens
 
 __all__ = [
@@ -157,6 +159,29 @@ class LLMStreamBroken(LLMError):
 
 class _Headers(Protocol):
     def get(self, key: str, /) -> str | None: ...
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether an SDK timeout error really was a timeout.
+
+    The SDK's aiohttp transport reports every failed or dropped connection as a connect
+    timeout; the cause chain still holds aiohttp's own error, which tells the two apart.
+    """
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, TimeoutError):
+            return True
+        if isinstance(cause, aiohttp.ClientConnectionError | ConnectionError):
+            return False
+        cause = cause.__cause__
+    return True
+
+
+def root_cause(exc: BaseException) -> str:
+    """The innermost cause's message: the SDK's own says only "Connection error."."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return str(exc) or type(exc).__name__
 
 
 def parse_retry_after(headers: _Headers) -> float | None:

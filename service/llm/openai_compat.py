@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
 import openai
-from openai import AsyncAPIResponse, AsyncOpenAI
+from openai import AsyncAPIResponse, AsyncOpenAI, DefaultAioHttpClient
 from openai.types.chat import ChatCompletionMessageParam
 
 from service.indexing.tokens import count_tokens
@@ -26,6 +27,8 @@ from service.llm.base import (
     Usage,
     estimate_prompt_tokens,
     parse_retry_after,
+    root_cause,
+    timed_out,
 )
 
 __all__ = ["OpenAICompatibleLLM", "map_openai_error"]
@@ -56,10 +59,10 @@ def map_openai_error(
         return LLMRejected(f"invalid stream from {model!r}: {exc}", model=model)
     if isinstance(exc, httpx.HTTPError):  # e.g. RemoteProtocolError when a stream is cut
         return LLMUnavailable(f"connection to the LLM server failed: {exc!r}", model=model)
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and timed_out(exc):
         return LLMUnavailable(f"request to {model!r} timed out", model=model)
     if isinstance(exc, openai.APIConnectionError):
-        return LLMUnavailable(f"cannot reach the LLM server: {exc}", model=model)
+        return LLMUnavailable(f"cannot reach the LLM server: {root_cause(exc)}", model=model)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         message = f"{model!r} failed with HTTP {status}: {_server_message(exc)}"
@@ -135,15 +138,20 @@ class _EventSplitter:
 
     def __init__(self) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._pending = ""
+        self._pending = ""  # the start of a line whose end has not come yet
+        self._after_cr = False  # the last read ended in CR: an LF opening the next one is its pair
         self._data: list[str] = []
 
     def feed(self, raw: bytes) -> list[str]:
-        text = self._pending + self._decoder.decode(raw)
+        text = self._decoder.decode(raw)
+        if not text:  # the read ended inside a UTF-8 sequence
+            return []
+        if self._after_cr and text.startswith("\n"):
+            text = text[1:]
+        self._after_cr = text.endswith("\r")
+        text = self._pending + text
         if "\r" in text:
-            # A CR at the very end may be the first half of a CRLF split across reads.
-            keep = "\r" if text.endswith("\r") else ""
-            text = text[: len(text) - len(keep)].replace("\r\n", "\n").replace("\r", "\n") + keep
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
         *lines, self._pending = text.split("\n")
         events: list[str] = []
         for line in lines:
@@ -155,7 +163,7 @@ class _EventSplitter:
         return events
 
 
-async def _chunks(response: AsyncAPIResponse[Any]) -> AsyncIterator[_Chunk]:
+async def _chunks(response: AsyncAPIResponse[Any]) -> AsyncGenerator[_Chunk]:
     """The chunks of a streamed chat completion until `[DONE]`, those of one network read
     merged into one: a client keeping up gets every token as it comes, and one falling behind
     (a busy event loop) catches up in fewer, larger deltas instead of queueing."""
@@ -164,13 +172,19 @@ async def _chunks(response: AsyncAPIResponse[Any]) -> AsyncIterator[_Chunk]:
     async for raw in response.iter_bytes():
         parsed: list[_Chunk] = []
         done = False
-        for payload in splitter.feed(raw):
-            if payload.startswith("[DONE]"):
-                done = True
-                break
-            parsed.append(_parse_chunk(payload, request))
-        if parsed:
+        failure: Exception | None = None
+        try:
+            for payload in splitter.feed(raw):
+                if payload.startswith("[DONE]"):
+                    done = True
+                    break
+                parsed.append(_parse_chunk(payload, request))
+        except (openai.APIError, _InvalidChunk) as exc:
+            failure = exc
+        if parsed:  # text that came before an error event in the same read goes out first
             yield _merge(parsed)
+        if failure is not None:
+            raise failure
         if done:
             return
 
@@ -227,6 +241,9 @@ class OpenAICompatibleLLM:
             api_key=api_key,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             max_retries=max_retries,
+            # aiohttp's C HTTP parser, which the SDK supports as its transport: a third less
+            # CPU per streamed answer than httpx's pure-Python one (measured at 50 streams).
+            http_client=DefaultAioHttpClient(),
         )
 
     async def aclose(self) -> None:
@@ -253,8 +270,8 @@ class OpenAICompatibleLLM:
         # `async with` closes the HTTP response however we leave: the end, an error, or the
         # consumer closing this generator (GeneratorExit) or being cancelled.
         try:
-            async with request as response:
-                async for chunk in _chunks(response):
+            async with request as response, aclosing(_chunks(response)) as chunks:
+                async for chunk in chunks:
                     usage = chunk.usage or usage
                     finished = finished or chunk.finished
                     for text in chunk.texts:

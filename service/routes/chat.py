@@ -12,8 +12,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from fastapi.responses import FileResponse, StreamingResponse
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from fastapi.responses import FileResponse
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 
@@ -27,8 +26,8 @@ from service.streams.data_stream import (
     DATA_MEDIA_TYPE,
     HEARTBEAT,
     data_lines,
-    with_heartbeat,
 )
+from service.streams.live import LiveResponse, sse_frame
 from service.streams.resume import (
     RunGone,
     Runs,
@@ -73,25 +72,20 @@ def get_runs(request: Request) -> Runs:
     return runs
 
 
-async def replay(runs: Runs, run_id: str, after: int) -> AsyncIterator[ServerSentEvent]:
+async def replay(runs: Runs, run_id: str, after: int) -> AsyncIterator[bytes]:
     """A run's frames after `after`, each with its resumable id, then `[DONE]`."""
     try:
         async for seq, frame in runs.read(run_id, after):
-            yield ServerSentEvent(frame, id=event_id(run_id, seq))
+            yield sse_frame(frame, id=event_id(run_id, seq))
     except (RunGone, RunStoreError) as exc:
         reason = "expired" if isinstance(exc, RunGone) else str(exc)
         for frame in overflow_frames(f"the answer stream is no longer available: {reason}"):
-            yield ServerSentEvent(frame)
-    yield ServerSentEvent("[DONE]")
+            yield sse_frame(frame)
+    yield sse_frame("[DONE]")
 
 
-def ui_response(runs: Runs, run_id: str, after: int, ping_s: float) -> EventSourceResponse:
-    return EventSourceResponse(
-        replay(runs, run_id, after),
-        headers=UI_HEADERS,
-        ping=ping_s,
-        ping_message_factory=lambda: ServerSentEvent(comment="ping"),
-    )
+def ui_response(runs: Runs, run_id: str, after: int, ping_s: float) -> LiveResponse:
+    return LiveResponse(replay(runs, run_id, after), ping_s=ping_s, headers=UI_HEADERS)
 
 
 @router.post("/api/chat", responses=STREAM_RESPONSES)
@@ -112,10 +106,8 @@ async def chat(
     if protocol == "data" or (protocol is None and body.v4_shape):
         limit = body.max_results or runtime.settings.default_max_results
         lines = data_lines(events, message_id, question, limit)
-        return StreamingResponse(
-            with_heartbeat(lines, ping_s, HEARTBEAT),
-            media_type=DATA_MEDIA_TYPE,
-            headers=DATA_HEADERS,
+        return LiveResponse(
+            lines, ping_s=ping_s, headers=DATA_HEADERS, media_type=DATA_MEDIA_TYPE, ping=HEARTBEAT
         )
     runs = get_runs(request)
     run_id = await runs.start(body.id, ui_frames(events, message_id), overflow_frames)

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from schemas.jobs import JobOut
 from service.deps import RuntimeDep, TenantDep
 from service.errors import NotFound, Unavailable
 from service.indexing.registry_sql import JobRow
 from service.runtime import Runtime
+from service.streams.live import LiveResponse, sse_frame
 from service.streams.sse import sse_response
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -55,7 +55,7 @@ async def get_job(job_id: JobId, runtime: RuntimeDep, tenant: TenantDep) -> JobO
 
 
 @router.get("/jobs/{job_id}/events", responses={200: {"content": {"text/event-stream": {}}}})
-async def job_events(job_id: JobId, runtime: RuntimeDep, tenant: TenantDep) -> EventSourceResponse:
+async def job_events(job_id: JobId, runtime: RuntimeDep, tenant: TenantDep) -> LiveResponse:
     """`progress` events (a JobOut) whenever the job changes, then `done` with its final
     state (completed or failed), then `data: [DONE]`."""
     job = await runtime.registry.job(job_id, tenant)
@@ -64,14 +64,14 @@ async def job_events(job_id: JobId, runtime: RuntimeDep, tenant: TenantDep) -> E
     return sse_response(_events(runtime, job, tenant), runtime.settings.sse_ping_interval_s)
 
 
-async def _events(runtime: Runtime, job: JobRow, tenant: str) -> AsyncIterator[ServerSentEvent]:
+async def _events(runtime: Runtime, job: JobRow, tenant: str) -> AsyncIterator[bytes]:
     seq, last = 0, ""
     while True:
         body = job_out(job, runtime).model_dump_json()
         final = job.status in ("completed", "failed")
         if body != last:
             seq += 1
-            yield ServerSentEvent(body, event="done" if final else "progress", id=str(seq))
+            yield sse_frame(body, event="done" if final else "progress", id=str(seq))
             last = body
         if final:
             break
@@ -81,9 +81,9 @@ async def _events(runtime: Runtime, job: JobRow, tenant: str) -> AsyncIterator[S
         except Unavailable as exc:
             seq += 1
             error = json.dumps({"message": exc.detail, "status": exc.status})
-            yield ServerSentEvent(error, event="error", id=str(seq))
+            yield sse_frame(error, event="error", id=str(seq))
             break
         if polled is None:  # cannot happen: job rows are never removed
             break
         job = polled
-    yield ServerSentEvent("[DONE]")
+    yield sse_frame("[DONE]")

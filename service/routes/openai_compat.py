@@ -14,7 +14,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from schemas.chat import ChatCompletionIn, ModelList, ModelOut
 from service.deps import RuntimeDep, TenantDep
@@ -22,8 +21,9 @@ from service.errors import NotFound
 from service.routes.chat import conversation
 from service.runtime import Runtime
 from service.store.base import Scope
+from service.streams.live import LiveResponse, sse_frame
 from service.streams.openai_chunks import completion, openai_frames
-from service.streams.sse import SSE_HEADERS
+from service.streams.sse import sse_response
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -67,10 +67,10 @@ async def get_model(model_id: Annotated[str, Path(max_length=256)]) -> ModelOut:
     return _model(model_id)
 
 
-async def _sse(frames: AsyncIterator[str]) -> AsyncIterator[ServerSentEvent]:
+async def _sse(frames: AsyncIterator[str]) -> AsyncIterator[bytes]:
     async for frame in frames:
-        yield ServerSentEvent(frame)
-    yield ServerSentEvent("[DONE]")
+        yield sse_frame(frame)
+    yield sse_frame("[DONE]")
 
 
 @router.post(
@@ -80,7 +80,7 @@ async def _sse(frames: AsyncIterator[str]) -> AsyncIterator[ServerSentEvent]:
 )
 async def chat_completions(
     body: ChatCompletionIn, runtime: RuntimeDep, tenant: TenantDep
-) -> JSONResponse | EventSourceResponse:
+) -> JSONResponse | LiveResponse:
     collection, preset_results = resolve_model(body.model)
     question, history = conversation(body.messages)
     events = await runtime.answer(
@@ -93,9 +93,6 @@ async def chat_completions(
     if not body.stream:
         return JSONResponse(await completion(events, body.model))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return EventSourceResponse(
-        _sse(openai_frames(events, body.model, include_usage)),
-        headers=SSE_HEADERS,
-        ping=runtime.settings.sse_ping_interval_s,
-        ping_message_factory=lambda: ServerSentEvent(comment="ping"),
+    return sse_response(
+        _sse(openai_frames(events, body.model, include_usage)), runtime.settings.sse_ping_interval_s
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
-from sse_starlette import EventSourceResponse
 
 from schemas.query import (
     CitationSpan,
@@ -29,6 +28,7 @@ from service.answering import (
 from service.deps import RuntimeDep, TenantDep
 from service.errors import ServiceError, Unavailable
 from service.store.base import Hit, Scope
+from service.streams.live import LiveResponse
 from service.streams.sse import encode_sse, sse_response
 
 router = APIRouter(prefix="/v1", tags=["query"])
@@ -90,9 +90,7 @@ async def _collect(events: AsyncIterator[AnswerEvent]) -> QueryOut:
 @router.post(
     "/query", response_model=QueryOut, responses={200: {"content": {"text/event-stream": {}}}}
 )
-async def query(
-    body: QueryIn, runtime: RuntimeDep, tenant: TenantDep
-) -> QueryOut | EventSourceResponse:
+async def query(body: QueryIn, runtime: RuntimeDep, tenant: TenantDep) -> QueryOut | LiveResponse:
     events = await runtime.answer(
         Scope(tenant, body.collection),
         body.question,
@@ -106,7 +104,7 @@ async def query(
 
 
 @router.post("/stream", responses={200: {"content": {"text/event-stream": {}}}})
-async def stream(body: StreamIn, runtime: RuntimeDep, tenant: TenantDep) -> EventSourceResponse:
+async def stream(body: StreamIn, runtime: RuntimeDep, tenant: TenantDep) -> LiveResponse:
     """Deltas as plain `data: {"text": ...}` messages; sources, usage and done as named events."""
     events = await runtime.answer(
         Scope(tenant, body.collection),

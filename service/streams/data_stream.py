@@ -7,7 +7,6 @@ with the usage is always the last line.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,7 +32,7 @@ TOOL_NAME = "retrieve"
 TOOL_CALL_ID = "retrieval-1"
 # An empty data part: valid in the format, a no-op for clients, and it keeps proxies from
 # closing a silent stream (a blank line or a comment would not be a valid part).
-HEARTBEAT = "2:[]\n"
+HEARTBEAT = b"2:[]\n"
 
 
 def part(code: str, value: Any) -> str:
@@ -101,43 +100,13 @@ class DataStreamEncoder:
 
 async def data_lines(
     events: AsyncIterator[AnswerEvent], message_id: str, query: str, max_results: int | None
-) -> AsyncIterator[str]:
+) -> AsyncIterator[bytes]:
     encoder = DataStreamEncoder(message_id, query, max_results)
     for line in encoder.start():
-        yield line
+        yield line.encode()
     async for event in safe_events(events):
         for line in encoder.encode(event):
-            yield line
+            yield line.encode()
     if not encoder.ended:  # the run ended without done: still close with `d:`
         for line in encoder.encode(ErrorEvent("the answer ended without a result")):
-            yield line
-
-
-async def with_heartbeat(
-    frames: AsyncIterator[str], interval: float, beat: str
-) -> AsyncIterator[str]:
-    """`frames`, with `beat` inserted after every `interval` seconds of silence."""
-    pending: asyncio.Task[str] | None = None
-    try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(frames))
-            done, _ = await asyncio.wait({pending}, timeout=interval)
-            if not done:
-                yield beat
-                continue
-            task, pending = pending, None
-            try:
-                frame = task.result()
-            except StopAsyncIteration:
-                return
-            yield frame
-    finally:
-        if pending is not None:
-            pending.cancel()
-            await asyncio.wait({pending})  # let it unwind; its result or error is dropped
-            if not pending.cancelled():
-                pending.exception()
-        aclose = getattr(frames, "aclose", None)
-        if aclose is not None:
-            await aclose()
+            yield line.encode()

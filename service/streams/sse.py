@@ -7,8 +7,6 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from sse_starlette import EventSourceResponse, ServerSentEvent
-
 from service.answering import (
     AnswerEvent,
     CitationsEvent,
@@ -19,6 +17,7 @@ from service.answering import (
     UsageEvent,
     usage_out,
 )
+from service.streams.live import LiveResponse, sse_frame
 
 log = logging.getLogger("citeline.sse")
 
@@ -57,7 +56,7 @@ def event_payload(event: AnswerEvent) -> tuple[str, dict[str, Any]]:
 
 async def encode_sse(
     events: AsyncIterator[AnswerEvent], *, named_deltas: bool = True
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncIterator[bytes]:
     """Named events with ids; deltas unnamed when `named_deltas` is false (for `onmessage`)."""
     seq = 0
     try:
@@ -65,19 +64,14 @@ async def encode_sse(
             name, body = event_payload(event)
             seq += 1
             unnamed = name == "delta" and not named_deltas
-            yield ServerSentEvent(_json(body), event=None if unnamed else name, id=str(seq))
+            yield sse_frame(_json(body), event=None if unnamed else name, id=str(seq))
     except Exception as exc:
         log.exception("stream.failed")
         seq += 1
         _, body = event_payload(ErrorEvent(f"the answer stream failed: {type(exc).__name__}"))
-        yield ServerSentEvent(_json(body), event="error", id=str(seq))
-    yield ServerSentEvent("[DONE]")
+        yield sse_frame(_json(body), event="error", id=str(seq))
+    yield sse_frame("[DONE]")
 
 
-def sse_response(stream: AsyncIterator[ServerSentEvent], ping_s: float) -> EventSourceResponse:
-    return EventSourceResponse(
-        stream,
-        headers=SSE_HEADERS,
-        ping=ping_s,
-        ping_message_factory=lambda: ServerSentEvent(comment="ping"),
-    )
+def sse_response(frames: AsyncIterator[bytes], ping_s: float) -> LiveResponse:
+    return LiveResponse(frames, ping_s=ping_s, headers=SSE_HEADERS)

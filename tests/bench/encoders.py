@@ -26,8 +26,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sse_starlette import ServerSentEvent
-
 from schemas.query import Source
 from service.answering import (
     AnswerEvent,
@@ -38,6 +36,7 @@ from service.answering import (
     UsageEvent,
 )
 from service.streams.data_stream import DataStreamEncoder
+from service.streams.live import sse_frame
 from service.streams.openai_chunks import OpenAIChunkEncoder
 from service.streams.resume import MemoryRunBuffer
 from service.streams.sse import event_payload
@@ -81,7 +80,7 @@ def sse_bytes(events: list[AnswerEvent]) -> int:
     size = 0
     for seq, event in enumerate(events, 1):
         name, body = event_payload(event)
-        size += len(ServerSentEvent(dumps(body), event=name, id=str(seq)).encode())
+        size += len(sse_frame(dumps(body), event=name, id=str(seq)))
     return size
 
 
@@ -90,7 +89,7 @@ def ui_bytes(events: list[AnswerEvent]) -> int:
     for event in events:
         for chunk in encoder.encode(event):
             seq += 1
-            size += len(ServerSentEvent(dumps(chunk), id=f"0123456789abcdef-{seq}").encode())
+            size += len(sse_frame(dumps(chunk), id=f"0123456789abcdef-{seq}"))
     return size
 
 
@@ -101,7 +100,7 @@ def data_bytes(events: list[AnswerEvent]) -> int:
 
 def openai_bytes(events: list[AnswerEvent]) -> int:
     encoder = OpenAIChunkEncoder("citeline", include_usage=True)
-    return sum(len(ServerSentEvent(dumps(c)).encode()) for e in events for c in encoder.encode(e))
+    return sum(len(sse_frame(dumps(c))) for e in events for c in encoder.encode(e))
 
 
 ENCODERS: dict[str, Callable[[list[AnswerEvent]], int]] = {

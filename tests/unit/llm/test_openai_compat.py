@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import httpx
+import openai
 import pytest
 
 from service.llm.base import (
@@ -12,7 +14,13 @@ from service.llm.base import (
     Usage,
     estimate_prompt_tokens,
 )
-from service.llm.openai_compat import OpenAICompatibleLLM
+from service.llm.openai_compat import (
+    OpenAICompatibleLLM,
+    _EventSplitter,
+    _InvalidChunk,
+    _parse_chunk,
+    map_openai_error,
+)
 from tests.stubs.openai_stub import StubServer, closed_port_url
 from tests.stubs.stub_payloads import count_tokens
 from tests.unit.llm.conftest import MESSAGES, REPLY, MakeLLM, chat_requests, collect
@@ -21,10 +29,11 @@ from tests.unit.llm.conftest import MESSAGES, REPLY, MakeLLM, chat_requests, col
 async def test_streams_deltas_then_reported_usage(
     openai_stub: StubServer, make_llm: MakeLLM
 ) -> None:
+    openai_stub.configure(chunk_interval=0.02)  # tokens come apart, so deltas do too
     text, usage, events = await collect(make_llm(), max_tokens=64)
 
     assert text == REPLY
-    assert len([e for e in events if isinstance(e, TextDelta)]) == len(REPLY.split())
+    assert len([e for e in events if isinstance(e, TextDelta)]) > 1
     assert usage is not None and events[-1] is usage
     assert usage == Usage(estimate_prompt_tokens(MESSAGES), count_tokens(REPLY), "stub-chat")
     [request] = chat_requests(openai_stub)
@@ -92,7 +101,7 @@ async def test_cut_after_first_deltas_is_stream_broken(
         async for event in make_llm().stream(MESSAGES, max_tokens=64):
             assert isinstance(event, TextDelta)
             seen.append(event.text)
-    assert len(seen) == 2
+    assert "".join(seen) == "Based on"  # the two tokens sent before the cut, nothing else
     assert len(chat_requests(openai_stub)) == 1  # the SDK never retries a started stream
 
 
@@ -103,3 +112,40 @@ async def test_cut_before_any_delta_is_unavailable(
     openai_stub.faults.close_after(0, mode=mode)
     with pytest.raises(LLMUnavailable):
         await collect(make_llm())
+
+
+async def test_tokens_that_arrive_together_leave_as_one_delta(
+    openai_stub: StubServer, make_llm: MakeLLM
+) -> None:
+    """No chunk interval: the stub writes the whole reply at once, and a reader that finds
+    several chunks in one read forwards them as one delta instead of one event each."""
+    text, _, events = await collect(make_llm(), max_tokens=64)
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    assert text == REPLY
+    assert len(deltas) < len(REPLY.split())
+
+
+def test_event_splitter_handles_any_line_breaks_and_split_reads() -> None:
+    splitter = _EventSplitter()
+    stream = b'data: {"a":1}\r\n\r\n: comment\nevent: x\ndata: {"b":\ndata: 2}\n\ndata:[DONE]\r\r'
+    # One byte per read: every boundary (CR|LF, a UTF-8 sequence) falls between two reads.
+    events = [e for i in range(len(stream)) for e in splitter.feed(stream[i : i + 1])]
+    assert events == ['{"a":1}', '{"b":\n2}', "[DONE]"]
+    assert _EventSplitter().feed('data: "é"\n\n'.encode()) == ['"é"']
+
+
+def test_chunk_parsing_is_strict_about_shape() -> None:
+    request = httpx.Request("POST", "http://llm/v1/chat/completions")
+    chunk = _parse_chunk(
+        '{"choices":[{"delta":{"content":"Hi"},"finish_reason":null}],'
+        '"usage":{"prompt_tokens":5,"completion_tokens":1}}',
+        request,
+    )
+    assert chunk.texts == ["Hi"] and not chunk.finished and chunk.usage == (5, 1)
+    assert _parse_chunk('{"choices":[{"finish_reason":"stop"}]}', request).finished
+    for bad in ["not json", "[]", '{"choices":{"a":1}}', '{"choices":[1]}']:
+        with pytest.raises(_InvalidChunk):
+            _parse_chunk(bad, request)
+    with pytest.raises(openai.APIError, match="overloaded"):
+        _parse_chunk('{"error":{"message":"overloaded"}}', request)
+    assert isinstance(map_openai_error(_InvalidChunk("x"), "m"), LLMRejected)
