@@ -111,7 +111,7 @@ class AnswerPlan:
 class Answerer(Protocol):
     model: str
 
-    def plan(
+    async def plan(
         self, question: str, sources: Sequence[Source], history: Sequence[TurnLike]
     ) -> AnswerPlan:
         """Raises PromptTooLarge when even the question does not fit the model."""
@@ -172,7 +172,7 @@ class ExtractiveAnswerer:
         chosen.sort(key=lambda s: (s.n, s.position))
         return [f"{s.text} [{s.n}]" for s in chosen]
 
-    def plan(
+    async def plan(
         self, question: str, sources: Sequence[Source], history: Sequence[TurnLike] = ()
     ) -> AnswerPlan:
         return AnswerPlan([s.n for s in sources], self._stream(question, sources))
@@ -212,7 +212,7 @@ async def answer_events(
         yield DeltaEvent(NOT_FOUND)
     else:
         try:
-            plan = answerer.plan(question, sources, history)
+            plan = await answerer.plan(question, sources, history)
             citations = CitationFilter(plan.citable)
             async for item in plan.stream:
                 if isinstance(item, Usage):

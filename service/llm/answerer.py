@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -48,11 +49,15 @@ class LLMAnswerer:
         async for event in self.llm.stream(prompt.messages, max_tokens=self.max_answer_tokens):
             yield event.text if isinstance(event, TextDelta) else event
 
-    def plan(
+    async def plan(
         self, question: str, sources: Sequence[Source], history: Sequence[TurnLike] = ()
     ) -> AnswerPlan:
-        """Only the sources that made it into the prompt may be cited."""
-        prompt = self.prompt(question, sources, history)
+        """Only the sources that made it into the prompt may be cited.
+
+        The prompt is built on a worker thread: tiktoken, most of its cost, releases the GIL,
+        so under load it runs beside the event loop instead of stalling every other stream.
+        """
+        prompt = await asyncio.to_thread(self.prompt, question, sources, history)
         return AnswerPlan(list(prompt.sources_used), self.stream_prompt(prompt))
 
     async def aclose(self) -> None:

@@ -33,7 +33,7 @@ SOURCES = [
 async def run(answerer: LLMAnswerer, question: str = "Where is Etna?") -> tuple[str, Usage]:
     parts: list[str] = []
     usage: Usage | None = None
-    async for item in answerer.plan(question, SOURCES).stream:
+    async for item in (await answerer.plan(question, SOURCES)).stream:
         if isinstance(item, Usage):
             usage = item
         else:
