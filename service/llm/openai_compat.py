@@ -3,11 +3,8 @@ Ollama, llama.cpp, LiteLLM and any gateway that speaks `/v1/chat/completions` wi
 
 from __future__ import annotations
 
-import codecs
-import json
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
@@ -29,6 +26,7 @@ from service.llm.base import (
     root_cause,
     timed_out,
 )
+from service.llm.chat_stream import InvalidChunk, read_chunks
 
 __all__ = ["OpenAICompatibleLLM", "map_openai_error"]
 
@@ -36,10 +34,6 @@ MaxTokensParam = Literal["max_tokens", "max_completion_tokens"]
 
 # The SDK retries these itself, so they are transient by its own definition.
 _TRANSIENT_STATUSES = frozenset({408, 409, 429})
-
-
-class _InvalidChunk(ValueError):
-    """A stream event that is not a chat completion chunk."""
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
@@ -51,10 +45,10 @@ def _server_message(exc: openai.APIStatusError) -> str:
 
 
 def map_openai_error(
-    exc: openai.OpenAIError | httpx.HTTPError | _InvalidChunk, model: str
+    exc: openai.OpenAIError | httpx.HTTPError | InvalidChunk, model: str
 ) -> LLMError:
     """Translate an SDK or raw transport exception, raised after the SDK's retries."""
-    if isinstance(exc, _InvalidChunk):
+    if isinstance(exc, InvalidChunk):
         return LLMRejected(f"invalid stream from {model!r}: {exc}", model=model)
     if isinstance(exc, httpx.HTTPError):  # e.g. RemoteProtocolError when a stream is cut
         return LLMUnavailable(f"connection to the LLM server failed: {exc!r}", model=model)
@@ -82,118 +76,6 @@ def map_openai_error(
         return LLMRejected(f"invalid response from {model!r}: {exc}", model=model)
     # APIError without a status: an `{"error": ...}` event inside the stream.
     return LLMUnavailable(f"{model!r} reported an error: {exc}", model=model)
-
-
-@dataclass(frozen=True, slots=True)
-class _Chunk:
-    texts: list[str]
-    finished: bool
-    usage: tuple[int, int] | None  # prompt, completion
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) else 0
-
-
-def _parse_chunk(payload: str, request: httpx.Request) -> _Chunk:
-    """One `chat.completion.chunk`, or APIError for an `{"error": ...}` event."""
-    try:
-        chunk = json.loads(payload)
-    except ValueError as exc:
-        raise _InvalidChunk(f"a stream event is not JSON: {payload[:200]!r}") from exc
-    if not isinstance(chunk, dict):
-        raise _InvalidChunk(f"a stream event is not an object: {payload[:200]!r}")
-    if error := chunk.get("error"):
-        message = error.get("message") if isinstance(error, dict) else None
-        raise openai.APIError(
-            message if isinstance(message, str) else "an error occurred during streaming",
-            request,
-            body=error,
-        )
-    texts: list[str] = []
-    finished = False
-    choices = chunk.get("choices") or []
-    if not isinstance(choices, list):
-        raise _InvalidChunk(f"`choices` is not a list: {payload[:200]!r}")
-    for choice in choices:
-        if not isinstance(choice, dict):
-            raise _InvalidChunk(f"a choice is not an object: {payload[:200]!r}")
-        finished = finished or choice.get("finish_reason") is not None
-        delta = choice.get("delta")  # some servers omit it on the finishing chunk
-        text = delta.get("content") if isinstance(delta, dict) else None
-        if isinstance(text, str) and text:
-            texts.append(text)
-    usage = chunk.get("usage")
-    reported = None
-    if isinstance(usage, dict):
-        reported = (_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
-    return _Chunk(texts, finished, reported)
-
-
-class _EventSplitter:
-    """The `data` of each complete SSE event in a byte stream (lines end in LF, CRLF or CR;
-    `data` lines are joined with LF; comments, `event`, `id` and `retry` are ignored, as the
-    SDK's own decoder ignores them for chat completions)."""
-
-    def __init__(self) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._pending = ""  # the start of a line whose end has not come yet
-        self._after_cr = False  # the last read ended in CR: an LF opening the next one is its pair
-        self._data: list[str] = []
-
-    def feed(self, raw: bytes) -> list[str]:
-        text = self._decoder.decode(raw)
-        if not text:  # the read ended inside a UTF-8 sequence
-            return []
-        if self._after_cr and text.startswith("\n"):
-            text = text[1:]
-        self._after_cr = text.endswith("\r")
-        text = self._pending + text
-        if "\r" in text:
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
-        *lines, self._pending = text.split("\n")
-        events: list[str] = []
-        for line in lines:
-            if line.startswith("data:"):
-                self._data.append(line[6:] if line.startswith("data: ") else line[5:])
-            elif not line and self._data:
-                events.append("\n".join(self._data))
-                self._data.clear()
-        return events
-
-
-async def _chunks(response: httpx.Response) -> AsyncGenerator[_Chunk]:
-    """The chunks of a streamed chat completion until `[DONE]`, those of one network read
-    merged into one: a client keeping up gets every token as it comes, and one falling behind
-    (a busy event loop) catches up in fewer, larger deltas instead of queueing."""
-    request = response.request
-    splitter = _EventSplitter()
-    async for raw in response.aiter_bytes():
-        parsed: list[_Chunk] = []
-        done = False
-        failure: Exception | None = None
-        try:
-            for payload in splitter.feed(raw):
-                if payload.startswith("[DONE]"):
-                    done = True
-                    break
-                parsed.append(_parse_chunk(payload, request))
-        except (openai.APIError, _InvalidChunk) as exc:
-            failure = exc
-        if parsed:  # text that came before an error event in the same read goes out first
-            yield _merge(parsed)
-        if failure is not None:
-            raise failure
-        if done:
-            return
-
-
-def _merge(chunks: list[_Chunk]) -> _Chunk:
-    if len(chunks) == 1:
-        return chunks[0]
-    text = "".join(t for c in chunks for t in c.texts)
-    usage = next((c.usage for c in reversed(chunks) if c.usage is not None), None)
-    return _Chunk([text] if text else [], any(c.finished for c in chunks), usage)
 
 
 class OpenAICompatibleLLM:
@@ -267,7 +149,7 @@ class OpenAICompatibleLLM:
             # Closed however we leave: the end, an error, or the consumer closing this
             # generator (GeneratorExit) or being cancelled.
             try:
-                async with aclosing(_chunks(response)) as chunks:
+                async with aclosing(read_chunks(response)) as chunks:
                     async for chunk in chunks:
                         usage = chunk.usage or usage
                         finished = finished or chunk.finished
@@ -276,7 +158,7 @@ class OpenAICompatibleLLM:
                             yield TextDelta(text)
             finally:
                 await response.aclose()
-        except (openai.OpenAIError, httpx.HTTPError, _InvalidChunk) as exc:
+        except (openai.OpenAIError, httpx.HTTPError, InvalidChunk) as exc:
             if parts:
                 raise LLMStreamBroken(
                     f"the stream from {self.model!r} broke after {len(parts)} deltas: {exc!r}",

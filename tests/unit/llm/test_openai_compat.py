@@ -14,13 +14,8 @@ from service.llm.base import (
     Usage,
     estimate_prompt_tokens,
 )
-from service.llm.openai_compat import (
-    OpenAICompatibleLLM,
-    _EventSplitter,
-    _InvalidChunk,
-    _parse_chunk,
-    map_openai_error,
-)
+from service.llm.chat_stream import InvalidChunk, _EventSplitter, _parse_chunk
+from service.llm.openai_compat import OpenAICompatibleLLM, map_openai_error
 from tests.stubs.openai_stub import StubServer, closed_port_url
 from tests.stubs.stub_payloads import count_tokens
 from tests.unit.llm.conftest import MESSAGES, REPLY, MakeLLM, chat_requests, collect
@@ -144,8 +139,8 @@ def test_chunk_parsing_is_strict_about_shape() -> None:
     assert chunk.texts == ["Hi"] and not chunk.finished and chunk.usage == (5, 1)
     assert _parse_chunk('{"choices":[{"finish_reason":"stop"}]}', request).finished
     for bad in ["not json", "[]", '{"choices":{"a":1}}', '{"choices":[1]}']:
-        with pytest.raises(_InvalidChunk):
+        with pytest.raises(InvalidChunk):
             _parse_chunk(bad, request)
     with pytest.raises(openai.APIError, match="overloaded"):
         _parse_chunk('{"error":{"message":"overloaded"}}', request)
-    assert isinstance(map_openai_error(_InvalidChunk("x"), "m"), LLMRejected)
+    assert isinstance(map_openai_error(InvalidChunk("x"), "m"), LLMRejected)
