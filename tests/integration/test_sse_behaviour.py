@@ -22,7 +22,7 @@ class SlowAnswerer:
     def __init__(self, silence_s: float) -> None:
         self.silence_s = silence_s
 
-    def plan(self, question: str, sources: Sequence[Source], history: Any) -> AnswerPlan:
+    async def plan(self, question: str, sources: Sequence[Source], history: Any) -> AnswerPlan:
         return AnswerPlan([s.n for s in sources], self._stream())
 
     async def _stream(self) -> AsyncIterator[str]:
@@ -33,7 +33,7 @@ class SlowAnswerer:
 class BrokenAnswerer:
     model = "broken"
 
-    def plan(self, question: str, sources: Sequence[Source], history: Any) -> AnswerPlan:
+    async def plan(self, question: str, sources: Sequence[Source], history: Any) -> AnswerPlan:
         return AnswerPlan([s.n for s in sources], self._stream())
 
     async def _stream(self) -> AsyncIterator[str]:
