@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 __all__ = ["SSE_PING", "LiveResponse", "sse_frame"]
 
-log = logging.getLogger("citeline.sse")
+log = logging.getLogger("citeline.stream")
 
 SSE_PING = b": ping\n\n"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -90,7 +90,7 @@ class LiveResponse(Response):
             if not state["gone"]:
                 raise  # shutdown, not the client: let it through
             streaming.uncancel()
-            log.info("sse.client_gone")
+            log.info("stream.client_gone")
         finally:
             for helper in helpers:
                 helper.cancel()
