@@ -82,8 +82,16 @@ async def test_unknown_model_is_model_not_found(openai_stub: StubServer, make_ll
 
 
 async def test_refused_connection_is_unavailable(make_llm: MakeLLM) -> None:
-    with pytest.raises(LLMUnavailable):
+    # The SDK's aiohttp transport calls a refused connection a timeout; the message must not.
+    with pytest.raises(LLMUnavailable, match="cannot reach the LLM server") as caught:
         await collect(make_llm(base_url=closed_port_url(), max_retries=0))
+    assert "timed out" not in str(caught.value)
+
+
+async def test_a_silent_server_is_a_timeout(openai_stub: StubServer, make_llm: MakeLLM) -> None:
+    openai_stub.faults.stall(5.0)
+    with pytest.raises(LLMUnavailable, match="timed out"):
+        await collect(make_llm(timeout=0.3, max_retries=0))
 
 
 @pytest.mark.parametrize("mode", ["abort", "eof", "error"])
