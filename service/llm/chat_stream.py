@@ -24,7 +24,7 @@ class InvalidChunk(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    texts: list[str]
+    text: str  # "" when the chunk carries none
     finished: bool
     usage: tuple[int, int] | None  # prompt, completion
 
@@ -48,7 +48,7 @@ def _parse_chunk(payload: str, request: httpx.Request) -> Chunk:
             request,
             body=error,
         )
-    texts: list[str] = []
+    texts: list[str] = []  # one per choice; citeline asks for one
     finished = False
     choices = chunk.get("choices") or []
     if not isinstance(choices, list):
@@ -65,7 +65,7 @@ def _parse_chunk(payload: str, request: httpx.Request) -> Chunk:
     reported = None
     if isinstance(usage, dict):
         reported = (_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
-    return Chunk(texts, finished, reported)
+    return Chunk("".join(texts), finished, reported)
 
 
 class _EventSplitter:
@@ -129,6 +129,6 @@ async def read_chunks(response: httpx.Response) -> AsyncGenerator[Chunk]:
 def _merge(chunks: list[Chunk]) -> Chunk:
     if len(chunks) == 1:
         return chunks[0]
-    text = "".join(t for c in chunks for t in c.texts)
+    text = "".join(c.text for c in chunks)
     usage = next((c.usage for c in reversed(chunks) if c.usage is not None), None)
-    return Chunk([text] if text else [], any(c.finished for c in chunks), usage)
+    return Chunk(text, any(c.finished for c in chunks), usage)

@@ -153,9 +153,9 @@ class OpenAICompatibleLLM:
                     async for chunk in chunks:
                         usage = chunk.usage or usage
                         finished = finished or chunk.finished
-                        for text in chunk.texts:
-                            parts.append(text)
-                            yield TextDelta(text)
+                        if chunk.text:
+                            parts.append(chunk.text)
+                            yield TextDelta(chunk.text)
             finally:
                 await response.aclose()
         except (openai.OpenAIError, httpx.HTTPError, InvalidChunk) as exc:

@@ -27,6 +27,7 @@ from service.answering import (
 )
 from service.deps import RuntimeDep, TenantDep
 from service.errors import ServiceError, Unavailable
+from service.runtime import Runtime
 from service.store.base import Hit, Scope
 from service.streams.live import LiveResponse
 from service.streams.sse import encode_sse, sse_response
@@ -87,17 +88,23 @@ async def _collect(events: AsyncIterator[AnswerEvent]) -> QueryOut:
     raise ServiceError("the answer ended without a result")
 
 
-@router.post(
-    "/query", response_model=QueryOut, responses={200: {"content": {"text/event-stream": {}}}}
-)
-async def query(body: QueryIn, runtime: RuntimeDep, tenant: TenantDep) -> QueryOut | LiveResponse:
-    events = await runtime.answer(
+async def _answer(
+    body: QueryIn | StreamIn, runtime: Runtime, tenant: str
+) -> AsyncIterator[AnswerEvent]:
+    return await runtime.answer(
         Scope(tenant, body.collection),
         body.question,
         body.max_results,
         body.filters,
         history=body.history,
     )
+
+
+@router.post(
+    "/query", response_model=QueryOut, responses={200: {"content": {"text/event-stream": {}}}}
+)
+async def query(body: QueryIn, runtime: RuntimeDep, tenant: TenantDep) -> QueryOut | LiveResponse:
+    events = await _answer(body, runtime, tenant)
     if body.stream:
         return sse_response(encode_sse(events), runtime.settings.sse_ping_interval_s)
     return await _collect(events)
@@ -106,13 +113,7 @@ async def query(body: QueryIn, runtime: RuntimeDep, tenant: TenantDep) -> QueryO
 @router.post("/stream", responses={200: {"content": {"text/event-stream": {}}}})
 async def stream(body: StreamIn, runtime: RuntimeDep, tenant: TenantDep) -> LiveResponse:
     """Deltas as plain `data: {"text": ...}` messages; sources, usage and done as named events."""
-    events = await runtime.answer(
-        Scope(tenant, body.collection),
-        body.question,
-        body.max_results,
-        body.filters,
-        history=body.history,
-    )
+    events = await _answer(body, runtime, tenant)
     return sse_response(
         encode_sse(events, named_deltas=False), runtime.settings.sse_ping_interval_s
     )

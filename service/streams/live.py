@@ -59,13 +59,14 @@ class LiveResponse(Response):
         streaming = asyncio.current_task()
         assert streaming is not None
         last_sent = loop.time()
-        state = {"finished": False, "gone": False}
+        finished = gone = False
 
         async def watch_disconnect() -> None:
+            nonlocal gone
             while (await receive())["type"] != "http.disconnect":
                 pass
-            if not state["finished"]:
-                state["gone"] = True
+            if not finished:
+                gone = True
                 streaming.cancel()
 
         async def ping() -> None:
@@ -84,10 +85,10 @@ class LiveResponse(Response):
             async for frame in self.frames:
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
                 last_sent = loop.time()
-            state["finished"] = True
+            finished = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not state["gone"]:
+            if not gone:
                 raise  # shutdown, not the client: let it through
             streaming.uncancel()
             log.info("stream.client_gone")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from service.streams.openai_chunks import OpenAIChunkEncoder
 from service.streams.resume import MemoryRunBuffer
 from service.streams.sse import event_payload
 from service.streams.ui_message import UIMessageEncoder, dumps
-from tests.bench.server import http_client, log, running_server
+from tests.bench.server import http_client, log, report, running_server
 from tests.integration.corpus import DOCS
 
 QUESTION = "Which volcano in Sicily is most active?"
@@ -228,10 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         "encoders_us_per_event": encoder_figures(args.repeat),
         "ttft_ms": ttft_figures(args.requests),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    report(result, args.out)
 
 
 if __name__ == "__main__":

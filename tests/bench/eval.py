@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import json
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from tests.bench.server import (
     batched,
     log,
     post_with_retry,
+    report,
     running_server,
     total_chunks,
     wait_all_settled,
@@ -253,12 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     if {"bm25", "dense", "hybrid"} <= results.keys():
         best = max(results["bm25"]["ndcg@10"], results["dense"]["ndcg@10"])
         result["hybrid_vs_best_single_ndcg@10"] = round(results["hybrid"]["ndcg@10"] - best, 4)
-    result["wall_seconds"] = round(time.perf_counter() - started, 1)
-    text = json.dumps(result, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
-    return 0
+    return report(result, args.out, started)
 
 
 if __name__ == "__main__":

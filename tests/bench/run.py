@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import random
@@ -30,7 +29,7 @@ from tests.bench import inproc
 from tests.bench.data import load_dataset
 from tests.bench.ingest import replicate, run_ingestion
 from tests.bench.query import query_latency, stream_ttfb
-from tests.bench.server import REPO_ROOT, disk_mib, log, running_server, total_chunks
+from tests.bench.server import REPO_ROOT, disk_mib, log, report, running_server, total_chunks
 from tests.bench.targets import check_targets
 
 DEFINITIONS = {
@@ -170,12 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     result = run(args)
     result["targets"] = check_targets(result)
-    result["wall_seconds"] = round(time.perf_counter() - started, 1)
-    text = json.dumps(result, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
-    return 0
+    return report(result, args.out, started)
 
 
 if __name__ == "__main__":

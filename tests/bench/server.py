@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -23,6 +24,17 @@ LOOPBACK = "127.0.0.1"
 def log(message: str) -> None:
     """Progress goes to stderr; stdout carries only the final JSON object."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def report(result: dict[str, Any], out: Path | None, started: float | None = None) -> int:
+    """Print the result as the run's one JSON object (and write it to `out`); exit status 0."""
+    if started is not None:
+        result["wall_seconds"] = round(time.perf_counter() - started, 1)
+    text = json.dumps(result, indent=2)
+    if out:
+        out.write_text(text + "\n")
+    print(text)
+    return 0
 
 
 def free_port() -> int:

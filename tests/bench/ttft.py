@@ -38,6 +38,7 @@ from tests.bench.server import (
     ServerProcess,
     log,
     post_with_retry,
+    report,
     running_server,
     wait_all_settled,
 )
@@ -296,12 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     result = run(args)
-    result["wall_seconds"] = round(time.perf_counter() - started, 1)
-    text = json.dumps(result, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
-    return 0
+    return report(result, args.out, started)
 
 
 if __name__ == "__main__":

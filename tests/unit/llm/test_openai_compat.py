@@ -144,7 +144,7 @@ def test_chunk_parsing_is_strict_about_shape() -> None:
         '"usage":{"prompt_tokens":5,"completion_tokens":1}}',
         request,
     )
-    assert chunk.texts == ["Hi"] and not chunk.finished and chunk.usage == (5, 1)
+    assert chunk.text == "Hi" and not chunk.finished and chunk.usage == (5, 1)
     assert _parse_chunk('{"choices":[{"finish_reason":"stop"}]}', request).finished
     for bad in ["not json", "[]", '{"choices":{"a":1}}', '{"choices":[1]}']:
         with pytest.raises(InvalidChunk):
