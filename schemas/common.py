@@ -7,11 +7,12 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-.:]{0,127}$"
+COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
 
 DocumentId = Annotated[
     str, Field(pattern=ID_PATTERN, description="1–128 chars: letters, digits, _-.:")
 ]
-CollectionName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")]
+CollectionName = Annotated[str, Field(pattern=COLLECTION_PATTERN)]
 Title = Annotated[str, Field(max_length=1024)]
 SourceRef = Annotated[str, Field(max_length=2048)]
 

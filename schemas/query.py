@@ -9,7 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.common import CollectionName
 from schemas.filters import Filter
 
-QueryText = Annotated[str, Field(min_length=1, max_length=4000)]
+MAX_QUESTION_CHARS = 4000
+MAX_TURNS = 50
+MAX_TURN_CHARS = 16_000
+
+QueryText = Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
 
 
 class SearchIn(BaseModel):
@@ -43,10 +47,10 @@ class Turn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     role: Literal["user", "assistant"]
-    content: Annotated[str, Field(min_length=1, max_length=16_000)]
+    content: Annotated[str, Field(min_length=1, max_length=MAX_TURN_CHARS)]
 
 
-History = Annotated[list[Turn], Field(max_length=50)]
+History = Annotated[list[Turn], Field(max_length=MAX_TURNS)]
 
 
 class QueryIn(BaseModel):

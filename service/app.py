@@ -2,32 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
+from schemas.documents import BatchIn
 from service.config import Settings, load_settings
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimit
 from service.routes import chat, documents, health, jobs, openai_compat, query
 from service.runtime import Runtime
-from service.streams.resume import build_runs
+
+# Request bodies read by a dependency rather than a parameter, so FastAPI does not see them.
+_EXTRA_SCHEMAS = (BatchIn,)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    dependency_overrides: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
+) -> FastAPI:
+    """The app; `dependency_overrides` (of `service.deps` functions) is the test seam."""
     settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings)
         app.state.runtime = runtime
-        app.state.runs = build_runs(settings)  # resumable chat streams
         try:
             yield
         finally:
-            await app.state.runs.close()
             await runtime.close()
 
     app = FastAPI(
@@ -36,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Answers grounded in your documents, with citations you can check.",
         lifespan=lifespan,
     )
+    app.dependency_overrides.update(dependency_overrides or {})
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origin_list:  # added last, so outermost: errors get CORS headers too
@@ -51,4 +60,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, documents, jobs, query, chat, openai_compat):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=chat.STATIC_DIR), name="static")
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the schemas of bodies that routes parse themselves."""
+    if app.openapi_schema is None:
+        spec = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
+        components = spec.setdefault("components", {}).setdefault("schemas", {})
+        for model in _EXTRA_SCHEMAS:
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in schema.pop("$defs", {}).items():
+                components.setdefault(name, sub)
+            components[model.__name__] = schema
+        app.openapi_schema = spec
+    return app.openapi_schema

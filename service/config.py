@@ -185,9 +185,10 @@ class Settings(BaseSettings):
 
     # --- Frontends (end) ---
 
-    # --- Scaled-out indexing (begin) --- with CITELINE_REDIS_URL, jobs live in Redis and run
+    # --- Scaled-out indexing (begin) --- with CITELINE_QUEUE=arq, jobs live in Redis and run
     # on arq: in the API process (worker=embedded) or in `python -m workers` (worker=external).
-    worker: Literal["embedded", "external"] = "embedded"
+    queue: Literal["embedded", "arq"] = "embedded"
+    worker: Literal["embedded", "external"] | None = None  # None: embedded
     redis_timeout_s: Annotated[float, Field(gt=0, le=10)] = 1.0  # each registry call, API side
     job_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0  # one try of one job
     job_max_tries: Annotated[int, Field(ge=1, le=100)] = 5
@@ -200,12 +201,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_workers(self) -> Self:
-        if self.worker == "external" and (self.redis_url is None or self.qdrant_url is None):
+        if self.queue == "arq" and self.redis_url is None:
             raise ValueError(
-                "CITELINE_WORKER=external needs CITELINE_REDIS_URL (the queue) and "
-                "CITELINE_QDRANT_URL (a Qdrant server): the embedded Qdrant Edge store belongs "
-                "to one process, so worker processes cannot write to it; unset CITELINE_WORKER "
-                "to run the worker inside the API instead"
+                "CITELINE_QUEUE=arq needs CITELINE_REDIS_URL (the Redis that holds the jobs); "
+                "set it, or unset CITELINE_QUEUE to index inside this process"
+            )
+        if self.queue == "embedded" and self.worker is not None:
+            raise ValueError(
+                f"CITELINE_WORKER={self.worker} is for CITELINE_QUEUE=arq, but the queue is "
+                "embedded (jobs run inside this process); set CITELINE_QUEUE=arq or unset "
+                "CITELINE_WORKER"
+            )
+        if self.worker == "external" and self.qdrant_url is None:
+            raise ValueError(
+                "CITELINE_WORKER=external needs CITELINE_QDRANT_URL (a Qdrant server): the "
+                "embedded Qdrant Edge store belongs to one process, so worker processes cannot "
+                "write to it; unset CITELINE_WORKER to run the worker inside the API instead"
             )
         return self
 

@@ -1,11 +1,14 @@
 """One error base carrying its HTTP status, rendered as RFC 9457 problem+json.
 
-ServiceError
+ServiceError                raised by routes and use cases
 ├── BadRequest (400)        input that validates but cannot be served (e.g. a bad filter value)
 ├── NotFound (404)          unknown document or job
-├── PayloadTooLarge (413)   request body over CITELINE_MAX_REQUEST_BYTES
-├── Conflict (409)          state forbids the operation
+├── PayloadTooLarge (413)   request body or document over a configured limit
 └── Unavailable (503)       a dependency is down or saturated; carries Retry-After
+
+The lower layers raise their own errors, mapped here once (`install_error_handlers`):
+catalog `RegistryUnavailable`, queue `QueueUnavailable` and store `StoreError` are 503 with
+Retry-After. Anything else unexpected is a 500 with a fixed message, never a traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from schemas.errors import Problem
+from service.catalog.base import RegistryUnavailable
+from service.jobs.base import QueueUnavailable
+from service.store.base import StoreError
 
 log = logging.getLogger("citeline")
 
@@ -46,10 +54,6 @@ class NotFound(ServiceError):
     status, title = 404, "Not Found"
 
 
-class Conflict(ServiceError):
-    status, title = 409, "Conflict"
-
-
 class PayloadTooLarge(ServiceError):
     status, title = 413, "Content Too Large"
 
@@ -59,6 +63,15 @@ class Unavailable(ServiceError):
 
     def __init__(self, detail: str, *, retry_after: float = 1.0) -> None:
         super().__init__(detail, headers={"Retry-After": str(max(1, round(retry_after)))})
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for routes that can answer these statuses (and 422, 500)."""
+    schema = {"application/problem+json": {"schema": Problem.model_json_schema()}}
+    return {
+        status: {"description": HTTPStatus(status).phrase, "content": schema}
+        for status in sorted({*statuses, 422, 500})
+    }
 
 
 def problem(
@@ -99,6 +112,19 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status, exc.detail, instance=request.url.path, title=exc.title, headers=exc.headers
         )
 
+    @app.exception_handler(RegistryUnavailable)
+    async def _registry(request: Request, exc: RegistryUnavailable) -> JSONResponse:
+        return _unavailable(request, exc.detail, exc.retry_after)
+
+    @app.exception_handler(QueueUnavailable)
+    async def _queue(request: Request, exc: QueueUnavailable) -> JSONResponse:
+        return _unavailable(request, exc.detail, exc.retry_after)
+
+    @app.exception_handler(StoreError)
+    async def _store(request: Request, exc: StoreError) -> JSONResponse:
+        log.warning("store.failed", extra={"error": str(exc)})
+        return _unavailable(request, "the vector store did not answer; retry later", 2.0)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _validation_errors(exc)
@@ -120,3 +146,8 @@ def install_error_handlers(app: FastAPI) -> None:
         # The one place a bare catch is right: nothing unexpected leaves as a traceback.
         log.exception("request.failed", extra={"path": request.url.path})
         return problem(500, "An unexpected error occurred.", instance=request.url.path)
+
+
+def _unavailable(request: Request, detail: str, retry_after: float) -> JSONResponse:
+    error = Unavailable(detail, retry_after=retry_after)
+    return problem(503, detail, instance=request.url.path, headers=error.headers)

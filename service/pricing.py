@@ -1,12 +1,13 @@
-"""Estimated cost of one answer, from per-model prices in US dollars per million tokens."""
+"""Estimated cost of answers and indexing, from per-model prices in US dollars per 1M tokens."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ModelPrice", "estimate_cost"]
+__all__ = ["ModelPrice", "Pricing", "estimate_cost"]
 
 _PER = 1_000_000
 
@@ -47,3 +48,33 @@ def estimate_cost(
             return None
         cost += embedding_tokens * embed.embedding
     return cost / _PER
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What this deployment's tokens cost. Work done in-process has no per-token price: models
+    in `free_models` (the extractive answerer) and, with `embedding_model` None, embeddings."""
+
+    prices: Mapping[str, ModelPrice]
+    embedding_model: str | None
+    free_models: frozenset[str] = field(default_factory=frozenset)
+
+    def cost(
+        self, model: str, prompt_tokens: int, completion_tokens: int, embedding_tokens: int
+    ) -> float | None:
+        if model in self.free_models:
+            prompt_tokens = completion_tokens = 0
+        if self.embedding_model is None:
+            embedding_tokens = 0
+        return estimate_cost(
+            model, prompt_tokens, completion_tokens, embedding_tokens, self.prices,
+            embedding_model=self.embedding_model,
+        )  # fmt: skip
+
+    def embedding_cost(self, tokens: int) -> float | None:
+        """Estimated dollars for indexing `tokens` with the dense embedder."""
+        if not tokens or self.embedding_model is None:
+            return 0.0
+        return estimate_cost(
+            self.embedding_model, 0, 0, tokens, self.prices, embedding_model=self.embedding_model
+        )

@@ -19,6 +19,8 @@ from service.app import create_app
 from service.config import Settings
 from service.runtime import Runtime
 
+Overrides = dict[Any, Any]
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -44,9 +46,11 @@ class LiveServer:
     settings: Settings
     server: uvicorn.Server
     thread: threading.Thread
+    loop: asyncio.AbstractEventLoop
 
     @property
     def runtime(self) -> Runtime:
+        """The server's parts, to inspect (store contents, registry rows); never to replace."""
         runtime: Runtime = self.server.config.app.state.runtime  # type: ignore[attr-defined]
         return runtime
 
@@ -74,19 +78,29 @@ class LiveServer:
 
     def run_on_loop(self, coro: Any) -> Any:
         """Run a coroutine on the server's own event loop (for store/registry checks)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.runtime.loop).result(30)
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
 
 
-def start_server(settings: Settings) -> LiveServer:
-    app = create_app(settings)
+def start_server(settings: Settings, overrides: Overrides | None = None) -> LiveServer:
+    app = create_app(settings, dependency_overrides=overrides)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="citeline-test-server", daemon=True)
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def serve() -> None:
+        loops.append(asyncio.get_running_loop())
+        await server.serve()
+
+    def run() -> None:
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(serve())
+
+    thread = threading.Thread(target=run, name="citeline-test-server", daemon=True)
     thread.start()
     wait_until(lambda: server.started or not thread.is_alive(), timeout=60)
     assert server.started, "server failed to start"
-    return LiveServer(f"http://127.0.0.1:{port}", settings, server, thread)
+    return LiveServer(f"http://127.0.0.1:{port}", settings, server, thread, loops[0])
 
 
 def stop_server(live: LiveServer) -> None:
@@ -99,9 +113,9 @@ def stop_server(live: LiveServer) -> None:
 def make_server(tmp_path: Path) -> Iterator[Any]:
     started: list[LiveServer] = []
 
-    def make(**overrides: Any) -> LiveServer:
+    def make(dependency_overrides: Overrides | None = None, **overrides: Any) -> LiveServer:
         overrides.setdefault("data_dir", tmp_path / f"data{len(started)}")
-        live = start_server(Settings(**overrides))
+        live = start_server(Settings(**overrides), dependency_overrides)
         started.append(live)
         return live
 

@@ -17,7 +17,8 @@ from arq.worker import Worker, async_check_health
 from redis.exceptions import RedisError
 
 from service.config import load_settings
-from service.indexing.arq_names import QUEUE_NAME, health_check_key
+from service.jobs.arq_names import health_check_key
+from service.redis_keys import QUEUE_NAME
 
 log = logging.getLogger("citeline.worker")
 
@@ -31,15 +32,19 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    if settings.redis_url is None:
-        print("citeline worker: set CITELINE_REDIS_URL (the queue's Redis)", file=sys.stderr)
+    if settings.queue != "arq":
+        print(
+            "citeline worker: set CITELINE_QUEUE=arq and CITELINE_REDIS_URL (the queue's Redis)",
+            file=sys.stderr,
+        )
         return 2
+    assert settings.redis_url is not None  # Settings checks it for CITELINE_QUEUE=arq
     if args.check:
         dsn = RedisSettings.from_dsn(settings.redis_url)
         return asyncio.run(async_check_health(dsn, health_check_key(), QUEUE_NAME))
     # Imported here, not above: the health probe must start fast.
-    from service.indexing.arq_worker import worker_options
-    from service.indexing.queue_arq import arq_redis
+    from service.jobs.arq_job import worker_options
+    from service.jobs.arq_queue import arq_redis
     from workers.resources import WORKER_REDIS_TIMEOUT_S, shutdown, startup
 
     loop = asyncio.new_event_loop()

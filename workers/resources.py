@@ -7,12 +7,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from service.config import Settings, load_settings
+from service.catalog.redis_registry import RedisRegistry
+from service.clients import build_dense, build_sparse, build_store
+from service.config import Settings
 from service.embeddings.dense import DenseEmbedder
-from service.embeddings.sparse import Bm25Encoder
-from service.indexing.arq_worker import WorkerCore
-from service.indexing.registry_redis import RedisRegistry
-from service.runtime import build_dense, build_store
+from service.jobs.arq_job import WorkerCore
 from service.store.base import VectorStore
 
 log = logging.getLogger("citeline.worker")
@@ -30,8 +29,7 @@ class WorkerResources:
 
     @classmethod
     async def open(cls, settings: Settings) -> WorkerResources:
-        if settings.redis_url is None:
-            raise SystemExit("citeline worker: set CITELINE_REDIS_URL (the queue's Redis)")
+        assert settings.redis_url is not None  # checked by `python -m workers`
         if settings.qdrant_url is None:
             log.warning(
                 "worker.embedded_store: this worker owns the Qdrant Edge store in %s; no other "
@@ -44,8 +42,7 @@ class WorkerResources:
         store = await asyncio.to_thread(build_store, settings)
         registry = RedisRegistry.from_url(settings.redis_url, timeout_s=WORKER_REDIS_TIMEOUT_S)
         await registry.open()
-        sparse = Bm25Encoder(avg_len=settings.bm25_avg_len)
-        core = WorkerCore(settings, registry, store, sparse, dense)
+        core = WorkerCore(settings, registry, registry.redis, store, build_sparse(settings), dense)
         await core.start()
         return cls(store, dense, registry, core)
 
@@ -58,8 +55,7 @@ class WorkerResources:
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    settings: Settings = ctx.get("settings") or load_settings()
-    resources = await WorkerResources.open(settings)
+    resources = await WorkerResources.open(ctx["settings"])
     ctx["resources"], ctx["indexer"] = resources, resources.core.indexer
 
 

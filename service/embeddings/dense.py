@@ -23,7 +23,7 @@ import openai
 from openai import AsyncOpenAI, DefaultAioHttpClient
 from openai.types import Embedding
 
-from service.llm.base import parse_retry_after, root_cause, timed_out
+from service.upstream import classify_openai_error
 
 __all__ = [
     "DenseEmbedder",
@@ -32,9 +32,6 @@ __all__ = [
     "PermanentEmbeddingError",
     "TransientEmbeddingError",
 ]
-
-# The SDK retries these statuses itself, so they are transient by its own definition.
-_TRANSIENT_STATUSES = frozenset({408, 409, 429})
 
 
 class EmbeddingError(Exception):
@@ -68,33 +65,14 @@ class DenseEmbedder(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _server_message(exc: openai.APIStatusError) -> str:
-    # The SDK's own message is "Error code: N - {whole body}"; the body is the inner error object.
-    body = exc.body
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])
-    return exc.message
-
-
 def _map_error(exc: openai.OpenAIError, model: str) -> EmbeddingError:
     """Translate an SDK exception, raised after its retries, into our tree."""
-    if isinstance(exc, openai.APITimeoutError) and timed_out(exc):
-        return TransientEmbeddingError(f"embedding request to {model!r} timed out")
-    if isinstance(exc, openai.APIConnectionError):
-        return TransientEmbeddingError(f"cannot reach the embedding server: {root_cause(exc)}")
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        detail = _server_message(exc)
-        message = f"embedding request to {model!r} failed with HTTP {status}: {detail}"
-        # OpenAI reports an exhausted quota as a 429, but waiting does not refill it.
-        if status == 429 and exc.code == "insufficient_quota":
-            return PermanentEmbeddingError(message, status_code=status)
-        if status in _TRANSIENT_STATUSES or status >= 500:
-            return TransientEmbeddingError(
-                message, status_code=status, retry_after=parse_retry_after(exc.response.headers)
-            )
-        return PermanentEmbeddingError(message, status_code=status)
-    return PermanentEmbeddingError(f"invalid embedding response from {model!r}: {exc}")
+    failure = classify_openai_error(exc, f"embedding request to {model!r}", "the embedding server")
+    if failure.transient:
+        return TransientEmbeddingError(
+            failure.message, status_code=failure.status, retry_after=failure.retry_after
+        )
+    return PermanentEmbeddingError(failure.message, status_code=failure.status)
 
 
 class OpenAIEmbedder:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from service.indexing.tokens import encoding, token_byte_lengths
+from service.tokens import encoding, token_byte_lengths
 
 MIN_MAX_TOKENS = 64
 MAX_MAX_TOKENS = 4096

@@ -17,16 +17,17 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from service.embeddings.dense import DenseEmbedder, PermanentEmbeddingError, TransientEmbeddingError
+from service.catalog.base import JobRegistry, RegistryUnavailable
+from service.catalog.rows import JobRow
+from service.config import Settings
+from service.embeddings.dense import DenseEmbedder
 from service.embeddings.sparse import Bm25Encoder
 from service.indexing.chunking import Chunk
-from service.indexing.pipeline_parts import Outcome, _Batch, _chunk_all, _Job, _upsert_all
-from service.indexing.registry_base import JobRegistry, RegistryUnavailable
-from service.indexing.registry_sql import JobRow
-from service.indexing.retrying import embed_with_retries
-from service.store.base import ChunkPoint, Scope, VectorStore
+from service.indexing.embedding import embed_items
+from service.indexing.units import Outcome, _Batch, _chunk_all, _Job, _upsert_all
+from service.store.base import ChunkPoint, Scope, StoreError, VectorStore
 
-__all__ = ["Outcome", "Pipeline"]
+__all__ = ["Outcome", "Pipeline", "pipeline_from_settings"]
 
 log = logging.getLogger("citeline.pipeline")
 
@@ -171,35 +172,12 @@ class Pipeline:
 
     async def _embed_dense(self, batch: _Batch) -> list[list[float] | None] | None:
         """Dense vectors for the batch; jobs whose input the provider refuses are failed alone."""
-        jobs = list(dict.fromkeys(j for j, _ in batch.items))
-        try:
-            return list(await self._embed([c.text for _, c in batch.items]))
-        except TransientEmbeddingError as exc:
-            for job in jobs:
-                await self._fail(
-                    job, f"embedding failed after retries: {exc}", retry_after=exc.retry_after
-                )
-            return None
-        except PermanentEmbeddingError as exc:
-            if len(jobs) == 1:
-                await self._fail(jobs[0], f"embedding failed: {exc}", transient=False)
-                return None
-        # Several documents share the batch and one of them was refused: find which, one by one.
-        vectors: dict[_Job, list[list[float]]] = {}
-        for job in jobs:
-            try:
-                vectors[job] = await self._embed([c.text for j, c in batch.items if j is job])
-            except PermanentEmbeddingError as exc:
-                await self._fail(job, f"embedding failed: {exc}", transient=False)
-            except TransientEmbeddingError as exc:
-                await self._fail(job, f"embedding failed: {exc}", retry_after=exc.retry_after)
-        batch.items = [(j, c) for j, c in batch.items if j in vectors]
-        flat: list[list[float] | None] = [v for job in vectors for v in vectors[job]]
-        return flat or None
-
-    async def _embed(self, texts: list[str]) -> list[list[float]]:
         assert self.dense is not None
-        return await embed_with_retries(self.dense, texts, self.retry_budget_s)
+        kept, vectors, refused = await embed_items(self.dense, batch.items, self.retry_budget_s)
+        for r in refused:
+            await self._fail(r.job, r.error, transient=r.transient, retry_after=r.retry_after)
+        batch.items = kept
+        return list(vectors) or None
 
     def _batch_ready(self) -> bool:
         return len(self._chunks) >= self.batch_size or (bool(self._chunks) and self._chunker_idle)
@@ -219,7 +197,7 @@ class Pipeline:
             try:
                 async with self._store_lock:
                     await asyncio.to_thread(_upsert_all, self.store, by_scope)
-            except Exception as exc:  # the store's own errors: connection, timeout, refusal
+            except StoreError as exc:
                 for job in dict.fromkeys(j for (j, _), _p in live):
                     await self._fail(job, f"store write failed: {exc}")
                 continue
@@ -299,3 +277,27 @@ class Pipeline:
 
 async def _ignore(job: JobRow) -> None:
     return None
+
+
+def pipeline_from_settings(
+    settings: Settings,
+    registry: JobRegistry,
+    store: VectorStore,
+    sparse: Bm25Encoder,
+    dense: DenseEmbedder | None,
+) -> Pipeline:
+    """The pipeline of either queue. Its retry budget (embedding retries inside one try) is
+    CITELINE_EMBED_RETRY_BUDGET_S; with arq it is also at most half the job's timeout, so that
+    a try still ends in time to be retried by arq instead of timing out."""
+    budget = settings.embed_retry_budget_s
+    if settings.queue == "arq":
+        budget = min(budget, settings.job_timeout_s / 2)
+    return Pipeline(
+        registry=registry,
+        store=store,
+        sparse=sparse,
+        dense=dense,
+        batch_size=settings.embed_batch_size,
+        queue_size=settings.pipeline_queue_size,
+        retry_budget_s=budget,
+    )

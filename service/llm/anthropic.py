@@ -17,8 +17,8 @@ from service.llm.base import (
     LLMUnavailable,
     TextDelta,
     Usage,
-    parse_retry_after,
 )
+from service.upstream import is_transient_status, parse_retry_after
 
 __all__ = ["AnthropicLLM", "StreamState", "map_anthropic_error", "map_event"]
 
@@ -26,8 +26,6 @@ MISSING_EXTRA = (
     "CITELINE_LLM_PROVIDER=anthropic needs the `anthropic` package: "
     "pip install 'citeline[anthropic]'"
 )
-# 529 is Anthropic's "overloaded"; the SDK retries these itself.
-_TRANSIENT_STATUSES = frozenset({408, 409, 429})
 
 
 def _transport_errors() -> tuple[type[Exception], ...]:
@@ -93,7 +91,7 @@ def map_anthropic_error(exc: Exception, model: str) -> LLMError:
     if isinstance(exc, anthropic.APIStatusError):
         status = exc.status_code
         message = f"{model!r} failed with HTTP {status}: {exc.message}"
-        if status in _TRANSIENT_STATUSES or status >= 500:
+        if is_transient_status(status):  # 529, Anthropic's "overloaded", too
             return LLMUnavailable(
                 message,
                 model=model,

@@ -22,15 +22,11 @@ Transport errors that the SDKs let through unwrapped (an abrupt mid-stream cut r
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-import aiohttp
-
-from service.indexing.tokens import count_tokens
+from service.tokens import count_tokens
 
 __all__ = [
     "LLM",
@@ -46,7 +42,6 @@ __all__ = [
     "TurnLike",
     "Usage",
     "estimate_prompt_tokens",
-    "parse_retry_after",
 ]
 
 Role = Literal["system", "user", "assistant"]
@@ -155,54 +150,6 @@ class LLMRejected(LLMError):
 
 class LLMStreamBroken(LLMError):
     http_status = 502
-
-
-class _Headers(Protocol):
-    def get(self, key: str, /) -> str | None: ...
-
-
-def timed_out(exc: BaseException) -> bool:
-    """Whether an SDK timeout error really was a timeout.
-
-    The SDK's aiohttp transport reports every failed or dropped connection as a connect
-    timeout; the cause chain still holds aiohttp's own error, which tells the two apart.
-    """
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, TimeoutError):
-            return True
-        if isinstance(cause, aiohttp.ClientConnectionError | ConnectionError):
-            return False
-        cause = cause.__cause__
-    return True
-
-
-def root_cause(exc: BaseException) -> str:
-    """The innermost cause's message: the SDK's own says only "Connection error."."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return str(exc) or type(exc).__name__
-
-
-def parse_retry_after(headers: _Headers) -> float | None:
-    """Seconds from retry-after-ms or Retry-After (seconds or an HTTP date), if present."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms is not None:
-        try:
-            return max(float(raw_ms) / 1000, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return None
 
 
 def estimate_prompt_tokens(messages: Sequence[ChatMessage]) -> int:

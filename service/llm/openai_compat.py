@@ -11,7 +11,6 @@ import httpx
 import openai
 from openai import AsyncOpenAI, DefaultAioHttpClient
 
-from service.indexing.tokens import count_tokens
 from service.llm.base import (
     ChatMessage,
     LLMError,
@@ -22,26 +21,14 @@ from service.llm.base import (
     TextDelta,
     Usage,
     estimate_prompt_tokens,
-    parse_retry_after,
-    root_cause,
-    timed_out,
 )
 from service.llm.chat_stream import InvalidChunk, read_chunks
+from service.tokens import count_tokens
+from service.upstream import classify_openai_error
 
 __all__ = ["OpenAICompatibleLLM", "map_openai_error"]
 
 MaxTokensParam = Literal["max_tokens", "max_completion_tokens"]
-
-# The SDK retries these itself, so they are transient by its own definition.
-_TRANSIENT_STATUSES = frozenset({408, 409, 429})
-
-
-def _server_message(exc: openai.APIStatusError) -> str:
-    # The SDK's message is "Error code: N - {whole body}"; the body is the inner error object.
-    body = exc.body
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])
-    return exc.message
 
 
 def map_openai_error(
@@ -52,30 +39,19 @@ def map_openai_error(
         return LLMRejected(f"invalid stream from {model!r}: {exc}", model=model)
     if isinstance(exc, httpx.HTTPError):  # e.g. RemoteProtocolError when a stream is cut
         return LLMUnavailable(f"connection to the LLM server failed: {exc!r}", model=model)
-    if isinstance(exc, openai.APITimeoutError) and timed_out(exc):
-        return LLMUnavailable(f"request to {model!r} timed out", model=model)
-    if isinstance(exc, openai.APIConnectionError):
-        return LLMUnavailable(f"cannot reach the LLM server: {root_cause(exc)}", model=model)
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        message = f"{model!r} failed with HTTP {status}: {_server_message(exc)}"
-        # OpenAI reports an exhausted quota as a 429, but waiting does not refill it.
-        if status == 429 and exc.code == "insufficient_quota":
-            return LLMRejected(message, model=model, status_code=status)
-        if status in _TRANSIENT_STATUSES or status >= 500:
-            return LLMUnavailable(
-                message,
-                model=model,
-                status_code=status,
-                retry_after=parse_retry_after(exc.response.headers),
-            )
-        # A 404 on chat completions is an unknown model (OpenAI, vLLM, Ollama) or a wrong
-        # base URL: either way another endpoint or model may work.
-        return LLMRejected(message, model=model, status_code=status, model_not_found=status == 404)
-    if isinstance(exc, openai.APIResponseValidationError):
-        return LLMRejected(f"invalid response from {model!r}: {exc}", model=model)
-    # APIError without a status: an `{"error": ...}` event inside the stream.
-    return LLMUnavailable(f"{model!r} reported an error: {exc}", model=model)
+    failure = classify_openai_error(exc, f"request to {model!r}", "the LLM server")
+    if failure.transient:
+        return LLMUnavailable(
+            failure.message,
+            model=model,
+            status_code=failure.status,
+            retry_after=failure.retry_after,
+        )
+    # A 404 on chat completions is an unknown model (OpenAI, vLLM, Ollama) or a wrong base
+    # URL: either way another endpoint or model may work.
+    return LLMRejected(
+        failure.message, model=model, status_code=failure.status, model_not_found=failure.not_found
+    )
 
 
 class OpenAICompatibleLLM:

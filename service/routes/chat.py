@@ -11,15 +11,15 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import FileResponse
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 
 from schemas.chat import CHAT_ID_PATTERN, ChatIn, ChatMessage
-from schemas.query import Turn
-from service.deps import RuntimeDep, TenantDep
-from service.errors import BadRequest, problem
+from schemas.query import MAX_QUESTION_CHARS, MAX_TURN_CHARS, MAX_TURNS, Turn
+from service.deps import AskerDep, RunsDep, SettingsDep, TenantDep
+from service.errors import BadRequest, problem, problem_responses
 from service.store.base import Scope
 from service.streams.data_stream import (
     DATA_HEADERS,
@@ -40,12 +40,17 @@ from service.streams.ui_message import UI_HEADERS, overflow_frames, ui_frames
 router = APIRouter(tags=["chat"])
 
 STATIC_DIR = FilePath(__file__).resolve().parent.parent / "static"
-MAX_QUESTION_CHARS = 4000  # QueryIn's bound on a question
-MAX_TURNS = 50  # schemas.query.History
-MAX_TURN_CHARS = 16_000  # schemas.query.Turn
 STREAM_RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {"content": {"text/event-stream": {}, "text/plain": {}}},
+    200: {
+        "description": "the answer as an AI SDK UI message stream (SSE), or as a v4 data stream",
+        "content": {"text/event-stream": {}, "text/plain": {}},
+    },
+    **problem_responses(400, 413, 502, 503, 504),
+}
+RESUME_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"description": "the rest of the run", "content": {"text/event-stream": {}}},
     204: {"description": "no active stream for this chat"},
+    **problem_responses(400),
 }
 
 
@@ -58,18 +63,15 @@ def conversation(messages: Sequence[ChatMessage]) -> tuple[str, list[Turn]]:
     if not question:
         raise BadRequest("the last user message has no text")
     if len(question) > MAX_QUESTION_CHARS:
-        raise BadRequest(f"the question has {len(question)} characters; the limit is 4000")
+        raise BadRequest(
+            f"the question has {len(question)} characters; the limit is {MAX_QUESTION_CHARS}"
+        )
     history = [
         Turn(role=m.role, content=text[:MAX_TURN_CHARS])
         for m in messages[:last]
         if m.role in ("user", "assistant") and (text := m.text().strip())
     ]
     return question, history[-MAX_TURNS:]
-
-
-def get_runs(request: Request) -> Runs:
-    runs: Runs = request.app.state.runs
-    return runs
 
 
 async def replay(runs: Runs, run_id: str, after: int) -> AsyncIterator[bytes]:
@@ -88,41 +90,40 @@ def ui_response(runs: Runs, run_id: str, after: int, ping_s: float) -> LiveRespo
     return LiveResponse(replay(runs, run_id, after), ping_s=ping_s, headers=UI_HEADERS)
 
 
-@router.post("/api/chat", responses=STREAM_RESPONSES)
+@router.post("/api/chat", response_class=LiveResponse, responses=STREAM_RESPONSES)
 async def chat(
     body: ChatIn,
-    request: Request,
-    runtime: RuntimeDep,
+    asker: AskerDep,
+    runs: RunsDep,
+    settings: SettingsDep,
     tenant: TenantDep,
     protocol: Annotated[Literal["ui", "data"] | None, Query()] = None,
 ) -> Response:
     """Answer the last user message as a UI message stream (or a v4 data stream)."""
     question, history = conversation(body.messages)
-    events = await runtime.answer(
+    events = await asker.ask(
         Scope(tenant, body.collection), question, body.max_results, body.filters, history=history
     )
     message_id = "msg_" + secrets.token_hex(12)
-    ping_s = runtime.settings.sse_ping_interval_s
+    ping_s = settings.sse_ping_interval_s
     if protocol == "data" or (protocol is None and body.v4_shape):
-        limit = body.max_results or runtime.settings.default_max_results
+        limit = body.max_results or settings.default_max_results
         lines = data_lines(events, message_id, question, limit)
         return LiveResponse(
             lines, ping_s=ping_s, headers=DATA_HEADERS, media_type=DATA_MEDIA_TYPE, ping=HEARTBEAT
         )
-    runs = get_runs(request)
     run_id = await runs.start(body.id, ui_frames(events, message_id), overflow_frames)
     return ui_response(runs, run_id, 0, ping_s)
 
 
-@router.get("/api/chat/{chat_id}/stream", responses=STREAM_RESPONSES)
+@router.get("/api/chat/{chat_id}/stream", response_class=LiveResponse, responses=RESUME_RESPONSES)
 async def resume(
     chat_id: Annotated[str, Path(pattern=CHAT_ID_PATTERN)],
-    request: Request,
-    runtime: RuntimeDep,
+    runs: RunsDep,
+    settings: SettingsDep,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
 ) -> Response:
     """Replay the chat's active run (useChat `resume: true`), or the rest after Last-Event-ID."""
-    runs = get_runs(request)
     if last_event_id:
         run_id, after = parse_event_id(last_event_id)
         info = await runs.buffer.info(run_id)
@@ -133,7 +134,7 @@ async def resume(
         if info is None or not info.active:
             return Response(status_code=204)
         run_id, after = info.run_id, 0
-    return ui_response(runs, run_id, after, runtime.settings.sse_ping_interval_s)
+    return ui_response(runs, run_id, after, settings.sse_ping_interval_s)
 
 
 @router.get("/", include_in_schema=False)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from schemas.common import ID_PATTERN, CollectionName, DocumentId
+from schemas.common import CollectionName, DocumentId
 from schemas.documents import (
     BatchAccepted,
     BatchIn,
@@ -22,57 +20,18 @@ from schemas.documents import (
     DocumentPage,
     IndexIn,
 )
-from service.config import Settings
-from service.deps import RuntimeDep, TenantDep
-from service.errors import BadRequest, NotFound, PayloadTooLarge, Unavailable
-from service.indexing.registry import NewDocument
-from service.runtime import Runtime
+from service.catalog.base import Accepted
+from service.deps import DocumentsDep, TenantDep
+from service.errors import NotFound, problem_responses
 from service.store.base import Scope
 
 router = APIRouter(prefix="/v1", tags=["documents"])
 
 Collection = Annotated[CollectionName, Query()]
+ACCEPT_ERRORS = problem_responses(400, 413, 503)
 
 
-def _embedding(settings: Settings) -> str:
-    if settings.embedding_provider == "none":
-        return ""
-    return f"{settings.embedding_model}:{settings.embedding_dimension}"
-
-
-def _new_document(runtime: Runtime, tenant: str, doc: DocumentIn) -> NewDocument:
-    settings = runtime.settings
-    if len(doc.text) > settings.max_document_chars:
-        raise PayloadTooLarge(
-            f"document text has {len(doc.text)} characters; the limit is "
-            f"{settings.max_document_chars} (CITELINE_MAX_DOCUMENT_CHARS)"
-        )
-    size = (doc.chunking and doc.chunking.max_chunk_size_tokens) or settings.max_chunk_size_tokens
-    overlap = doc.chunking.chunk_overlap_tokens if doc.chunking else None
-    if overlap is None:
-        overlap = min(settings.chunk_overlap_tokens, size // 2)
-    elif overlap > size // 2:
-        raise BadRequest(f"chunk_overlap_tokens must be at most half of {size}")
-    return NewDocument(
-        scope=Scope(tenant, doc.collection),
-        document_id=doc.id,
-        text=doc.text,
-        title=doc.title,
-        source=doc.source,
-        metadata=dict(doc.metadata),
-        max_tokens=size,
-        overlap_tokens=overlap,
-        embedding=_embedding(settings),
-    )
-
-
-async def _accept(runtime: Runtime, docs: list[NewDocument]) -> list[DocumentAccepted]:
-    if runtime.registry.queued + len(docs) > runtime.settings.max_queued_jobs:
-        raise Unavailable(
-            f"the indexing queue is full ({runtime.settings.max_queued_jobs} jobs); retry later",
-            retry_after=5,
-        )
-    accepted = await runtime.queue.accept(docs)  # registry + queue; 503 when they stall
+def _accepted(accepted: list[Accepted]) -> list[DocumentAccepted]:
     # The registry's own values need no validation: construct, don't parse (500 per batch).
     return [
         DocumentAccepted.model_construct(
@@ -83,11 +42,13 @@ async def _accept(runtime: Runtime, docs: list[NewDocument]) -> list[DocumentAcc
     ]  # fmt: skip
 
 
-@router.post("/documents", status_code=202, response_model=DocumentAccepted)
+@router.post(
+    "/documents", status_code=202, response_model=DocumentAccepted, responses=ACCEPT_ERRORS
+)
 async def create_document(
-    body: DocumentIn, runtime: RuntimeDep, tenant: TenantDep
+    body: DocumentIn, documents: DocumentsDep, tenant: TenantDep
 ) -> DocumentAccepted:
-    return (await _accept(runtime, [_new_document(runtime, tenant, body)]))[0]
+    return _accepted(await documents.accept([documents.new_document(tenant, body)]))[0]
 
 
 async def _parse_batch(request: Request) -> BatchIn:
@@ -105,27 +66,26 @@ async def _parse_batch(request: Request) -> BatchIn:
     "/documents/batch",
     status_code=202,
     response_model=BatchAccepted,
+    responses=ACCEPT_ERRORS,
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": BatchIn.model_json_schema()}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchIn"}}},
         }
     },
 )
 async def create_documents(
-    body: Annotated[BatchIn, Depends(_parse_batch)], runtime: RuntimeDep, tenant: TenantDep
+    body: Annotated[BatchIn, Depends(_parse_batch)], documents: DocumentsDep, tenant: TenantDep
 ) -> BatchAccepted:
-    if len(body.documents) > runtime.settings.max_batch_documents:
-        raise PayloadTooLarge(
-            f"batch has {len(body.documents)} documents; the limit is "
-            f"{runtime.settings.max_batch_documents} (CITELINE_MAX_BATCH_DOCUMENTS)"
-        )
-    docs = [_new_document(runtime, tenant, d) for d in body.documents]
-    return BatchAccepted(documents=await _accept(runtime, docs))
+    documents.check_batch(len(body.documents))
+    docs = [documents.new_document(tenant, d) for d in body.documents]
+    return BatchAccepted(documents=_accepted(await documents.accept(docs)))
 
 
-@router.post("/index", status_code=202, response_model=DocumentAccepted)
-async def index_document(body: IndexIn, runtime: RuntimeDep, tenant: TenantDep) -> DocumentAccepted:
+@router.post("/index", status_code=202, response_model=DocumentAccepted, responses=ACCEPT_ERRORS)
+async def index_document(
+    body: IndexIn, documents: DocumentsDep, tenant: TenantDep
+) -> DocumentAccepted:
     """The product brief's original shape: `{content, metadata, source}`."""
     doc = DocumentIn(
         id=body.id,
@@ -135,62 +95,49 @@ async def index_document(body: IndexIn, runtime: RuntimeDep, tenant: TenantDep) 
         metadata=body.metadata,
         collection=body.collection,
     )
-    return (await _accept(runtime, [_new_document(runtime, tenant, doc)]))[0]
+    return _accepted(await documents.accept([documents.new_document(tenant, doc)]))[0]
 
 
-def _cursor(document_id: str) -> str:
-    return base64.urlsafe_b64encode(document_id.encode()).decode().rstrip("=")
-
-
-def _after(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    padded = cursor + "=" * (-len(cursor) % 4)
-    try:
-        after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (ValueError, UnicodeDecodeError):
-        after = ""
-    if not re.fullmatch(ID_PATTERN, after):
-        raise BadRequest("cursor is not one this service issued")
-    return after
-
-
-@router.get("/documents", response_model=DocumentPage)
+@router.get("/documents", response_model=DocumentPage, responses=problem_responses(400, 503))
 async def list_documents(
-    runtime: RuntimeDep,
+    documents: DocumentsDep,
     tenant: TenantDep,
     collection: Collection = "default",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> DocumentPage:
-    rows = await runtime.registry.documents(Scope(tenant, collection), _after(cursor), limit + 1)
-    page = [DocumentOut(**r) for r in rows[:limit]]
-    more = len(rows) > limit
-    return DocumentPage(documents=page, next_cursor=_cursor(page[-1].document_id) if more else None)
+    page = await documents.page(Scope(tenant, collection), cursor, limit)
+    return DocumentPage(
+        documents=[DocumentOut(**r) for r in page.documents], next_cursor=page.next_cursor
+    )
 
 
-@router.get("/documents/{document_id}", response_model=DocumentOut)
+@router.get(
+    "/documents/{document_id}", response_model=DocumentOut, responses=problem_responses(404, 503)
+)
 async def get_document(
     document_id: DocumentId,
-    runtime: RuntimeDep,
+    documents: DocumentsDep,
     tenant: TenantDep,
     collection: Collection = "default",
 ) -> DocumentOut:
-    row = await runtime.registry.document(Scope(tenant, collection), document_id)
+    row = await documents.get(Scope(tenant, collection), document_id)
     if row is None:
         raise NotFound(f"no document {document_id!r} in collection {collection!r}")
     return DocumentOut(**row)
 
 
-@router.delete("/documents/{document_id}", response_model=DocumentDeleted)
+@router.delete(
+    "/documents/{document_id}",
+    response_model=DocumentDeleted,
+    responses=problem_responses(404, 503),
+)
 async def delete_document(
     document_id: DocumentId,
-    runtime: RuntimeDep,
+    documents: DocumentsDep,
     tenant: TenantDep,
     collection: Collection = "default",
 ) -> DocumentDeleted:
-    scope = Scope(tenant, collection)
-    if not await runtime.registry.delete(scope, document_id):
+    if not await documents.delete(Scope(tenant, collection), document_id):
         raise NotFound(f"no document {document_id!r} in collection {collection!r}")
-    await runtime.queue.delete_chunks(scope, document_id)
     return DocumentDeleted(document_id=document_id)

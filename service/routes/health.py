@@ -6,23 +6,24 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from service.errors import Unavailable
+from service.catalog.base import RegistryUnavailable
+from service.errors import Unavailable, problem_responses
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.api_route("/healthz", methods=["GET", "HEAD"])
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.api_route("/readyz", methods=["GET", "HEAD"], responses=problem_responses(503))
 async def readyz(request: Request) -> dict[str, Any]:
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise Unavailable("starting up", retry_after=1)
     try:
         jobs = await runtime.registry.counts()
-    except Unavailable:  # Redis is down: writes get 503, but queries are still served
+    except RegistryUnavailable:  # Redis is down: writes get 503, but queries are still served
         return {"status": "degraded", "jobs": None, "inflight": runtime.queue.inflight}
     return {"status": "ready", "jobs": jobs, "inflight": runtime.queue.inflight}

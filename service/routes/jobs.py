@@ -10,12 +10,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from schemas.jobs import JobOut
-from service.deps import RuntimeDep, TenantDep
-from service.errors import NotFound, Unavailable
-from service.indexing.registry_sql import JobRow
-from service.runtime import Runtime
+from service.catalog.base import JobRegistry, RegistryUnavailable
+from service.catalog.rows import JobRow
+from service.deps import PricingDep, RegistryDep, SettingsDep, TenantDep
+from service.errors import NotFound, problem_responses
+from service.pricing import Pricing
 from service.streams.live import LiveResponse, sse_frame
-from service.streams.sse import sse_response
+from service.streams.sse import SSE_RESPONSE, sse_response
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -25,7 +26,7 @@ JobId = Annotated[str, Path(pattern=r"^job_[0-9a-f]{24}$")]
 EVENTS_POLL_S = 0.25
 
 
-def job_out(job: JobRow, runtime: Runtime) -> JobOut:
+def job_out(job: JobRow, pricing: Pricing) -> JobOut:
     return JobOut(
         job_id=job.job_id,
         document_id=job.document_id,
@@ -36,7 +37,7 @@ def job_out(job: JobRow, runtime: Runtime) -> JobOut:
         chunks_total=job.chunks_total,
         chunks_done=job.chunks_done,
         embedding_tokens=job.embedding_tokens,
-        cost_usd=runtime.embedding_cost(job.embedding_tokens),
+        cost_usd=pricing.embedding_cost(job.embedding_tokens),
         tries=job.tries,
         error=job.error,
         superseded_by=job.superseded_by,
@@ -46,28 +47,43 @@ def job_out(job: JobRow, runtime: Runtime) -> JobOut:
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut)
-async def get_job(job_id: JobId, runtime: RuntimeDep, tenant: TenantDep) -> JobOut:
-    job = await runtime.registry.job(job_id, tenant)
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=problem_responses(404, 503))
+async def get_job(
+    job_id: JobId, registry: RegistryDep, pricing: PricingDep, tenant: TenantDep
+) -> JobOut:
+    job = await registry.job(job_id, tenant)
     if job is None:
         raise NotFound(f"no job {job_id!r}")
-    return job_out(job, runtime)
+    return job_out(job, pricing)
 
 
-@router.get("/jobs/{job_id}/events", responses={200: {"content": {"text/event-stream": {}}}})
-async def job_events(job_id: JobId, runtime: RuntimeDep, tenant: TenantDep) -> LiveResponse:
+@router.get(
+    "/jobs/{job_id}/events",
+    response_class=LiveResponse,
+    responses={**SSE_RESPONSE, **problem_responses(404, 503)},
+)
+async def job_events(
+    job_id: JobId,
+    registry: RegistryDep,
+    pricing: PricingDep,
+    settings: SettingsDep,
+    tenant: TenantDep,
+) -> LiveResponse:
     """`progress` events (a JobOut) whenever the job changes, then `done` with its final
     state (completed or failed), then `data: [DONE]`."""
-    job = await runtime.registry.job(job_id, tenant)
+    job = await registry.job(job_id, tenant)
     if job is None:
         raise NotFound(f"no job {job_id!r}")
-    return sse_response(_events(runtime, job, tenant), runtime.settings.sse_ping_interval_s)
+    frames = _events(registry, pricing, job, tenant)
+    return sse_response(frames, settings.sse_ping_interval_s)
 
 
-async def _events(runtime: Runtime, job: JobRow, tenant: str) -> AsyncIterator[bytes]:
+async def _events(
+    registry: JobRegistry, pricing: Pricing, job: JobRow, tenant: str
+) -> AsyncIterator[bytes]:
     seq, last = 0, ""
     while True:
-        body = job_out(job, runtime).model_dump_json()
+        body = job_out(job, pricing).model_dump_json()
         final = job.status in ("completed", "failed")
         if body != last:
             seq += 1
@@ -77,10 +93,10 @@ async def _events(runtime: Runtime, job: JobRow, tenant: str) -> AsyncIterator[b
             break
         await asyncio.sleep(EVENTS_POLL_S)
         try:
-            polled = await runtime.registry.job(job.job_id, tenant)
-        except Unavailable as exc:
+            polled = await registry.job(job.job_id, tenant)
+        except RegistryUnavailable as exc:
             seq += 1
-            error = json.dumps({"message": exc.detail, "status": exc.status})
+            error = json.dumps({"message": exc.detail, "status": 503})
             yield sse_frame(error, event="error", id=str(seq))
             break
         if polled is None:  # cannot happen: job rows are never removed

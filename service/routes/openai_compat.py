@@ -16,21 +16,21 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
 from schemas.chat import ChatCompletionIn, ModelList, ModelOut
-from service.deps import RuntimeDep, TenantDep
-from service.errors import NotFound
+from schemas.common import COLLECTION_PATTERN
+from service.deps import AskerDep, RegistryDep, SettingsDep, TenantDep
+from service.errors import NotFound, problem_responses
 from service.routes.chat import conversation
-from service.runtime import Runtime
 from service.store.base import Scope
 from service.streams.live import LiveResponse, sse_frame
 from service.streams.openai_chunks import completion, openai_frames
-from service.streams.sse import sse_response
+from service.streams.sse import SSE_RESPONSE, sse_response
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 PRESETS: dict[str, int | None] = {"citeline": None, "citeline-precise": 3, "citeline-broad": 10}
 DEFAULT_COLLECTION = "default"
 MAX_LISTED_COLLECTIONS = 100
-_COLLECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")  # schemas.common.CollectionName
+_COLLECTION = re.compile(COLLECTION_PATTERN)
 CREATED = int(time.time())
 
 
@@ -45,23 +45,19 @@ def resolve_model(model: str) -> tuple[str, int | None]:
     return collection or DEFAULT_COLLECTION, PRESETS[preset]
 
 
-def _collections(runtime: Runtime, tenant: str) -> list[str]:
-    active = getattr(runtime.registry, "active", {})
-    names = {s.collection for s, docs in active.items() if s.tenant == tenant and docs}
-    return sorted(names - {DEFAULT_COLLECTION})[:MAX_LISTED_COLLECTIONS]
-
-
 def _model(model_id: str) -> ModelOut:
     return ModelOut(id=model_id, created=CREATED, owned_by="citeline")
 
 
-@router.get("/models", response_model=ModelList)
-async def list_models(runtime: RuntimeDep, tenant: TenantDep) -> ModelList:
-    ids = [*PRESETS, *(f"{p}/{c}" for c in _collections(runtime, tenant) for p in PRESETS)]
+@router.get("/models", response_model=ModelList, responses=problem_responses(503))
+async def list_models(registry: RegistryDep, tenant: TenantDep) -> ModelList:
+    names = await registry.collections(tenant, MAX_LISTED_COLLECTIONS + 1)
+    collections = [c for c in names if c != DEFAULT_COLLECTION][:MAX_LISTED_COLLECTIONS]
+    ids = [*PRESETS, *(f"{p}/{c}" for c in collections for p in PRESETS)]
     return ModelList(data=[_model(i) for i in ids])
 
 
-@router.get("/models/{model_id:path}", response_model=ModelOut)
+@router.get("/models/{model_id:path}", response_model=ModelOut, responses=problem_responses(404))
 async def get_model(model_id: Annotated[str, Path(max_length=256)]) -> ModelOut:
     resolve_model(model_id)
     return _model(model_id)
@@ -76,14 +72,14 @@ async def _sse(frames: AsyncIterator[str]) -> AsyncIterator[bytes]:
 @router.post(
     "/chat/completions",
     response_model=None,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={**SSE_RESPONSE, **problem_responses(400, 404, 413, 502, 503, 504)},
 )
 async def chat_completions(
-    body: ChatCompletionIn, runtime: RuntimeDep, tenant: TenantDep
+    body: ChatCompletionIn, asker: AskerDep, settings: SettingsDep, tenant: TenantDep
 ) -> JSONResponse | LiveResponse:
     collection, preset_results = resolve_model(body.model)
     question, history = conversation(body.messages)
-    events = await runtime.answer(
+    events = await asker.ask(
         Scope(tenant, collection),
         question,
         body.max_results or preset_results,
@@ -94,5 +90,5 @@ async def chat_completions(
         return JSONResponse(await completion(events, body.model))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return sse_response(
-        _sse(openai_frames(events, body.model, include_usage)), runtime.settings.sse_ping_interval_s
+        _sse(openai_frames(events, body.model, include_usage)), settings.sse_ping_interval_s
     )

@@ -16,7 +16,10 @@ from schemas.query import (
     Source,
     StreamIn,
 )
-from service.answering import (
+from service.deps import AskerDep, RetrieverDep, SettingsDep, TenantDep
+from service.errors import ServiceError, Unavailable, problem_responses
+from service.query.ask import Asker
+from service.query.events import (
     AnswerEvent,
     CitationsEvent,
     DoneEvent,
@@ -25,12 +28,9 @@ from service.answering import (
     UsageEvent,
     usage_out,
 )
-from service.deps import RuntimeDep, TenantDep
-from service.errors import ServiceError, Unavailable
-from service.runtime import Runtime
 from service.store.base import Hit, Scope
 from service.streams.live import LiveResponse
-from service.streams.sse import encode_sse, sse_response
+from service.streams.sse import SSE_RESPONSE, encode_sse, sse_response
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
@@ -49,9 +49,12 @@ def _result(hit: Hit) -> SearchResult:
     )
 
 
-@router.post("/search", response_model=SearchOut)
-async def search(body: SearchIn, runtime: RuntimeDep, tenant: TenantDep) -> SearchOut:
-    hits = await runtime.retriever.search(
+ANSWER_ERRORS = problem_responses(413, 502, 503, 504)
+
+
+@router.post("/search", response_model=SearchOut, responses=problem_responses(503))
+async def search(body: SearchIn, retriever: RetrieverDep, tenant: TenantDep) -> SearchOut:
+    hits = await retriever.search(
         Scope(tenant, body.collection), body.query, body.max_results, body.filters
     )
     return SearchOut(results=[_result(h) for h in hits])
@@ -89,9 +92,9 @@ async def _collect(events: AsyncIterator[AnswerEvent]) -> QueryOut:
 
 
 async def _answer(
-    body: QueryIn | StreamIn, runtime: Runtime, tenant: str
+    body: QueryIn | StreamIn, asker: Asker, tenant: str
 ) -> AsyncIterator[AnswerEvent]:
-    return await runtime.answer(
+    return await asker.ask(
         Scope(tenant, body.collection),
         body.question,
         body.max_results,
@@ -100,20 +103,22 @@ async def _answer(
     )
 
 
-@router.post(
-    "/query", response_model=QueryOut, responses={200: {"content": {"text/event-stream": {}}}}
-)
-async def query(body: QueryIn, runtime: RuntimeDep, tenant: TenantDep) -> QueryOut | LiveResponse:
-    events = await _answer(body, runtime, tenant)
+@router.post("/query", response_model=QueryOut, responses={**SSE_RESPONSE, **ANSWER_ERRORS})
+async def query(
+    body: QueryIn, asker: AskerDep, settings: SettingsDep, tenant: TenantDep
+) -> QueryOut | LiveResponse:
+    """A cited answer as one JSON body, or with `stream: true` as SSE (sources, delta...,
+    citations, usage, done, then `data: [DONE]`)."""
+    events = await _answer(body, asker, tenant)
     if body.stream:
-        return sse_response(encode_sse(events), runtime.settings.sse_ping_interval_s)
+        return sse_response(encode_sse(events), settings.sse_ping_interval_s)
     return await _collect(events)
 
 
-@router.post("/stream", responses={200: {"content": {"text/event-stream": {}}}})
-async def stream(body: StreamIn, runtime: RuntimeDep, tenant: TenantDep) -> LiveResponse:
+@router.post("/stream", response_class=LiveResponse, responses={**SSE_RESPONSE, **ANSWER_ERRORS})
+async def stream(
+    body: StreamIn, asker: AskerDep, settings: SettingsDep, tenant: TenantDep
+) -> LiveResponse:
     """Deltas as plain `data: {"text": ...}` messages; sources, usage and done as named events."""
-    events = await _answer(body, runtime, tenant)
-    return sse_response(
-        encode_sse(events, named_deltas=False), runtime.settings.sse_ping_interval_s
-    )
+    events = await _answer(body, asker, tenant)
+    return sse_response(encode_sse(events, named_deltas=False), settings.sse_ping_interval_s)

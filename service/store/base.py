@@ -1,4 +1,8 @@
-"""The vector-store contract: every read and write is scoped to one tenant and collection."""
+"""The vector-store contract: every read and write is scoped to one tenant and collection.
+
+Errors: a store raises `StoreError` when its engine or server fails (a refused write, an
+unreachable server, a timeout); input it cannot take (a malformed vector) is a ValueError.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,11 @@ RRF_WEIGHTS = (1.0, 0.5)  # sparse, dense: the order of the prefetches
 INDEXED_FIELDS = ("tenant", "collection", "document_id", "version")
 
 _POINT_NAMESPACE = uuid.UUID("6f1c2b0e-3f7e-4d51-9a57-2c1e4b8f0a11")
+_MIN_PREFETCH = 50
+
+
+class StoreError(Exception):
+    """The store's engine or server failed; the operation may succeed later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +158,42 @@ def hit_from_payload(chunk_id: str, score: float, payload: dict[str, Any]) -> Hi
         source=payload.get("source"),
         metadata=payload.get("metadata") or {},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One leg of a search: a sparse (BM25) or a dense query vector, already checked."""
+
+    using: str  # SPARSE_VECTOR or DENSE_VECTOR
+    sparse: SparseVector | None = None
+    dense: list[float] | None = None
+
+
+def search_legs(
+    sparse: SparseVector | None, dense: Sequence[float] | None, dense_dim: int | None
+) -> list[Leg]:
+    """The legs a search runs, sparse first (the order RRF_WEIGHTS refers to); an empty sparse
+    vector (a question of stopwords only) is no leg."""
+    legs = []
+    if sparse is not None and check_sparse(sparse).indices:
+        legs.append(Leg(SPARSE_VECTOR, sparse=sparse))
+    if dense is not None:
+        legs.append(Leg(DENSE_VECTOR, dense=check_dense(dense, dense_dim)))
+    return legs
+
+
+def prefetch_depth(limit: int) -> int:
+    """How many hits each leg brings to the fusion of a hybrid search."""
+    return max(limit * 4, _MIN_PREFETCH)
+
+
+def check_dense(dense: Sequence[float], dense_dim: int | None) -> list[float]:
+    """`dense` as a list if it fits a store of `dense_dim` dimensions, else ValueError."""
+    if dense_dim is None:
+        raise ValueError("this store has no dense vector (dense_dim is None)")
+    if len(dense) != dense_dim:
+        raise ValueError(f"dense vector has {len(dense)} dimensions, expected {dense_dim}")
+    return list(dense)
 
 
 def check_sparse(vector: SparseVector) -> SparseVector:

@@ -4,12 +4,16 @@ Every EdgeShard call (query, update, optimize) holds the GIL for its whole run, 
 overlap and threads give no parallelism; the shard's own locks keep concurrent use from several
 threads correct, so the store adds none. Upserts are cut into batches so that other threads (and
 the event loop) get the GIL back between them.
+
+The engine reports its failures as plain `Exception` (a ValueError for malformed input);
+`_engine` turns the former into `StoreError` at this one boundary.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,17 +21,26 @@ import qdrant_edge as qe
 
 from schemas.filters import Filter
 from service.store import base
-from service.store.base import ChunkPoint, Hit, Scope, SparseVector
+from service.store.base import ChunkPoint, Hit, Leg, Scope, SparseVector, StoreError
 from service.store.filters import edge_filter
 
 _CONFIG_FILE = "edge_config.json"  # written by EdgeShard.create: its presence means "load"
 _UPSERT_BATCH = 32
 _SCROLL_PAGE = 1024
-_MIN_PREFETCH = 50
 _GARBAGE_RATIO = 0.2  # as Qdrant's own vacuum threshold (deleted_threshold)
 _GARBAGE_MIN = 1000
 # The stubs type `query` as `Fusion`, but the runtime wants the `Fusion.Rrf` instance (k required).
 _RRF = cast(qe.Fusion, qe.Fusion.Rrf(k=base.RRF_K, weights=list(base.RRF_WEIGHTS)))
+
+
+@contextmanager
+def _engine(what: str) -> Iterator[None]:
+    try:
+        yield
+    except ValueError:
+        raise
+    except Exception as exc:  # the engine's only error type for its own failures
+        raise StoreError(f"the embedded store failed to {what}: {exc}") from exc
 
 
 def _config(dense_dim: int | None) -> qe.EdgeConfig:
@@ -69,7 +82,8 @@ class EdgeStore:
         converted = [self._point(scope, p) for p in points]  # every point checked before a write
         for start in range(0, len(converted), _UPSERT_BATCH):
             batch = converted[start : start + _UPSERT_BATCH]
-            self._shard.update(qe.UpdateOperation.upsert_points(batch))
+            with _engine("write"):
+                self._shard.update(qe.UpdateOperation.upsert_points(batch))
 
     def search(
         self,
@@ -81,11 +95,7 @@ class EdgeStore:
         filters: Filter | None = None,
     ) -> list[Hit]:
         """Top `limit` chunks; sparse and dense prefetches fused with RRF when both are given."""
-        legs = [
-            leg
-            for leg in (self._sparse_query(scope, sparse), self._dense_query(dense))
-            if leg is not None
-        ]
+        legs = [self._leg(scope, leg) for leg in base.search_legs(sparse, dense, self._dense_dim)]
         if limit <= 0 or not legs:
             return []
         flt = edge_filter(scope, filters=filters)
@@ -95,7 +105,7 @@ class EdgeStore:
                 limit=limit, query=query, params=params, filter=flt, with_payload=True
             )
         else:
-            depth = max(limit * 4, _MIN_PREFETCH)
+            depth = base.prefetch_depth(limit)
             request = qe.QueryRequest(
                 limit=limit,
                 prefetches=[
@@ -106,10 +116,9 @@ class EdgeStore:
                 filter=flt,
                 with_payload=True,
             )
-        return [
-            base.hit_from_payload(str(p.id), p.score, p.payload or {})
-            for p in self._shard.query(request)
-        ]
+        with _engine("search"):
+            points = self._shard.query(request)
+        return [base.hit_from_payload(str(p.id), p.score, p.payload or {}) for p in points]
 
     def delete_document(
         self, scope: Scope, document_id: str, *, keep_version: str | None = None
@@ -117,9 +126,11 @@ class EdgeStore:
         """Delete a document's chunks, all of them or all but those of `keep_version`."""
         flt = edge_filter(scope, document_id=document_id, exclude_version=keep_version)
         # Counted for maintain(); a concurrent upsert may make it slightly off, which is fine.
-        doomed = self._shard.count(qe.CountRequest(filter=flt, exact=True))
+        with _engine("delete"):
+            doomed = self._shard.count(qe.CountRequest(filter=flt, exact=True))
+            if doomed:
+                self._shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
         if doomed:
-            self._shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
             with self._garbage_lock:
                 self._garbage += doomed
 
@@ -130,7 +141,8 @@ class EdgeStore:
         offset: Any = None
         while True:
             request = qe.ScrollRequest(offset=offset, limit=_SCROLL_PAGE, filter=flt)
-            records, offset = self._shard.scroll(request)
+            with _engine("read"):
+                records, offset = self._shard.scroll(request)
             ids.extend(str(r.id) for r in records)
             if offset is None:
                 return ids
@@ -151,7 +163,8 @@ class EdgeStore:
             garbage = self._garbage
         if garbage < max(_GARBAGE_MIN, _GARBAGE_RATIO * live):
             return
-        self._shard.optimize()
+        with _engine("optimize"):
+            self._shard.optimize()
         with self._garbage_lock:
             self._garbage -= garbage
 
@@ -164,33 +177,16 @@ class EdgeStore:
             base.SPARSE_VECTOR: qe.SparseVector(list(sparse.indices), list(sparse.values))
         }
         if p.dense is not None:
-            vectors[base.DENSE_VECTOR] = self._check_dense(p.dense)
+            vectors[base.DENSE_VECTOR] = base.check_dense(p.dense, self._dense_dim)
         pid = base.point_id(scope, p.document_id, p.version, p.chunk_index)
         return qe.Point(pid, vectors, base.chunk_payload(scope, p))
 
-    def _sparse_query(
-        self, scope: Scope, sparse: SparseVector | None
-    ) -> tuple[qe.Query, qe.SearchParams | None] | None:
-        if sparse is None or not base.check_sparse(sparse).indices:
-            return None
-        vector = qe.SparseVector(list(sparse.indices), list(sparse.values))
+    def _leg(self, scope: Scope, leg: Leg) -> tuple[qe.Query, qe.SearchParams | None]:
+        if leg.dense is not None:
+            return qe.Query.Nearest(leg.dense, using=leg.using), None
+        assert leg.sparse is not None
+        vector = qe.SparseVector(list(leg.sparse.indices), list(leg.sparse.values))
         # IDF over this tenant's collection only: other tenants' documents must not change
         # this one's rankings (nor leak through its scores).
         idf = qe.IdfParams(corpus=edge_filter(scope))
-        return qe.Query.Nearest(vector, using=base.SPARSE_VECTOR), qe.SearchParams(idf=idf)
-
-    def _dense_query(
-        self, dense: Sequence[float] | None
-    ) -> tuple[qe.Query, qe.SearchParams | None] | None:
-        if dense is None:
-            return None
-        return qe.Query.Nearest(self._check_dense(dense), using=base.DENSE_VECTOR), None
-
-    def _check_dense(self, dense: Sequence[float]) -> list[float]:
-        if self._dense_dim is None:
-            raise ValueError("this store has no dense vector (dense_dim is None)")
-        if len(dense) != self._dense_dim:
-            raise ValueError(
-                f"dense vector has {len(dense)} dimensions, expected {self._dense_dim}"
-            )
-        return list(dense)
+        return qe.Query.Nearest(vector, using=leg.using), qe.SearchParams(idf=idf)

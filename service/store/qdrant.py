@@ -2,27 +2,29 @@
 
 Local mode is pure Python, slow and unindexed: fine for contract tests, not for data. It is not
 thread-safe either, so the store serialises calls in that mode; the HTTP client needs no lock.
+Server errors, timeouts and lost connections are raised as `StoreError`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import httpx
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
+from qdrant_client.http.exceptions import ApiException
 
 from schemas.filters import Filter
 from service.store import base, naming
-from service.store.base import ChunkPoint, Hit, Scope, SparseVector
+from service.store.base import ChunkPoint, Hit, Leg, Scope, SparseVector, StoreError
 from service.store.filters import qdrant_filter
 
 _LOCAL = ":memory:"
 _UPSERT_BATCH = 256
 _SCROLL_PAGE = 1024
-_MIN_PREFETCH = 50
 
 
 class QdrantStore:
@@ -47,10 +49,19 @@ class QdrantStore:
         self._name = collection_name
         self._dense_dim = dense_dim
         self._record = record
-        self._lock: contextlib.AbstractContextManager[Any] = (
+        self._serial: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if self._local else contextlib.nullcontext()
         )
         self._ensure_collection()
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One call to the server (one at a time in local mode), its failures as StoreError."""
+        with self._serial:
+            try:
+                yield
+            except (ApiException, httpx.HTTPError, OSError) as exc:
+                raise StoreError(f"the Qdrant server failed: {type(exc).__name__}") from exc
 
     def _ensure_collection(self) -> None:
         if self._client.collection_exists(self._name):
@@ -99,7 +110,7 @@ class QdrantStore:
         converted = [self._point(scope, p) for p in points]  # every point checked before a write
         for start in range(0, len(converted), _UPSERT_BATCH):
             batch = converted[start : start + _UPSERT_BATCH]
-            with self._lock:
+            with self._lock():
                 self._client.upsert(self._name, points=batch, wait=True)
 
     def search(
@@ -112,11 +123,7 @@ class QdrantStore:
         filters: Filter | None = None,
     ) -> list[Hit]:
         """Top `limit` chunks; sparse and dense prefetches fused with RRF when both are given."""
-        legs = [
-            leg
-            for leg in (self._sparse_leg(scope, sparse), self._dense_leg(dense))
-            if leg is not None
-        ]
+        legs = [self._leg(scope, leg) for leg in base.search_legs(sparse, dense, self._dense_dim)]
         if limit <= 0 or not legs:
             return []
         flt = qdrant_filter(scope, filters=filters)
@@ -124,7 +131,7 @@ class QdrantStore:
             query, using, params = legs[0]
             kwargs: dict[str, Any] = {"query": query, "using": using, "search_params": params}
         else:
-            depth = max(limit * 4, _MIN_PREFETCH)
+            depth = base.prefetch_depth(limit)
             prefetch = [
                 qm.Prefetch(query=query, using=using, params=params, filter=flt, limit=depth)
                 for query, using, params in legs
@@ -133,7 +140,7 @@ class QdrantStore:
                 "prefetch": prefetch,
                 "query": qm.RrfQuery(rrf=qm.Rrf(k=base.RRF_K, weights=list(base.RRF_WEIGHTS))),
             }
-        with self._lock:
+        with self._lock():
             response = self._client.query_points(
                 self._name, query_filter=flt, limit=limit, with_payload=True, **kwargs
             )
@@ -144,7 +151,7 @@ class QdrantStore:
     ) -> None:
         """Delete a document's chunks, all of them or all but those of `keep_version`."""
         flt = qdrant_filter(scope, document_id=document_id, exclude_version=keep_version)
-        with self._lock:
+        with self._lock():
             self._client.delete(
                 self._name, points_selector=qm.FilterSelector(filter=flt), wait=True
             )
@@ -155,7 +162,7 @@ class QdrantStore:
         ids: list[str] = []
         offset: qm.ExtendedPointId | None = None
         while True:
-            with self._lock:
+            with self._lock():
                 records, offset = self._client.scroll(
                     self._name, scroll_filter=flt, limit=_SCROLL_PAGE, offset=offset
                 )
@@ -175,32 +182,15 @@ class QdrantStore:
             base.SPARSE_VECTOR: qm.SparseVector(indices=sparse.indices, values=sparse.values)
         }
         if p.dense is not None:
-            vectors[base.DENSE_VECTOR] = self._check_dense(p.dense)
+            vectors[base.DENSE_VECTOR] = base.check_dense(p.dense, self._dense_dim)
         pid = base.point_id(scope, p.document_id, p.version, p.chunk_index)
         return qm.PointStruct(id=pid, vector=vectors, payload=base.chunk_payload(scope, p))
 
-    def _sparse_leg(
-        self, scope: Scope, sparse: SparseVector | None
-    ) -> tuple[Any, str, qm.SearchParams | None] | None:
-        if sparse is None or not base.check_sparse(sparse).indices:
-            return None
-        vector = qm.SparseVector(indices=sparse.indices, values=sparse.values)
+    def _leg(self, scope: Scope, leg: Leg) -> tuple[Any, str, qm.SearchParams | None]:
+        if leg.dense is not None:
+            return leg.dense, leg.using, None
+        assert leg.sparse is not None
+        vector = qm.SparseVector(indices=leg.sparse.indices, values=leg.sparse.values)
         # IDF over this tenant's collection only, as in EdgeStore.
         idf = qm.IdfCorpusParams(corpus=qdrant_filter(scope))
-        return vector, base.SPARSE_VECTOR, qm.SearchParams(idf=idf)
-
-    def _dense_leg(
-        self, dense: Sequence[float] | None
-    ) -> tuple[Any, str, qm.SearchParams | None] | None:
-        if dense is None:
-            return None
-        return self._check_dense(dense), base.DENSE_VECTOR, None
-
-    def _check_dense(self, dense: Sequence[float]) -> list[float]:
-        if self._dense_dim is None:
-            raise ValueError("this store has no dense vector (dense_dim is None)")
-        if len(dense) != self._dense_dim:
-            raise ValueError(
-                f"dense vector has {len(dense)} dimensions, expected {self._dense_dim}"
-            )
-        return list(dense)
+        return vector, leg.using, qm.SearchParams(idf=idf)

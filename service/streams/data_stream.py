@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from schemas.query import Source
-from service.answering import (
+from service.query.events import (
     AnswerEvent,
     CitationsEvent,
     DeltaEvent,
@@ -20,13 +20,10 @@ from service.answering import (
     SourcesEvent,
     UsageEvent,
 )
-from service.streams.ui_message import PROVIDER, dumps, fields, passage, safe_events
+from service.streams.common import NO_BUFFERING, dumps, fields, passage, safe_events, source_id
+from service.streams.ui_message import PROVIDER
 
-DATA_HEADERS = {
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",
-    "x-vercel-ai-data-stream": "v1",
-}
+DATA_HEADERS = {**NO_BUFFERING, "x-vercel-ai-data-stream": "v1"}
 DATA_MEDIA_TYPE = "text/plain; charset=utf-8"
 TOOL_NAME = "retrieve"
 TOOL_CALL_ID = "retrieval-1"
@@ -40,7 +37,7 @@ def part(code: str, value: Any) -> str:
 
 
 def source_url(source: Source) -> str:
-    return source.source or f"citeline://documents/{source.document_id}#{source.chunk_id}"
+    return source.source or f"citeline://documents/{source_id(source)}"
 
 
 class DataStreamEncoder:
@@ -72,7 +69,7 @@ class DataStreamEncoder:
                             "h",
                             {
                                 "sourceType": "url",
-                                "id": f"{s.document_id}#{s.chunk_id}",
+                                "id": source_id(s),
                                 "url": source_url(s),
                                 "title": s.title or s.document_id,
                                 "providerMetadata": {PROVIDER: passage(s)},

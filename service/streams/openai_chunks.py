@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from schemas.query import Source
-from service.answering import (
+from service.errors import ServiceError
+from service.query.events import (
     AnswerEvent,
     CitationsEvent,
     DeltaEvent,
@@ -22,8 +23,7 @@ from service.answering import (
     SourcesEvent,
     UsageEvent,
 )
-from service.errors import ServiceError
-from service.streams.ui_message import dumps, fields, passage, safe_events
+from service.streams.common import dumps, fields, passage, safe_events
 
 Chunk = dict[str, Any]
 

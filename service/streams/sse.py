@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
-from service.answering import (
+from service.query.events import (
     AnswerEvent,
     CitationsEvent,
     DeltaEvent,
@@ -17,15 +15,16 @@ from service.answering import (
     UsageEvent,
     usage_out,
 )
+from service.streams.common import NO_BUFFERING, dumps, safe_events
 from service.streams.live import LiveResponse, sse_frame
 
-log = logging.getLogger("citeline.sse")
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-def _json(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+# OpenAPI: what a streaming route's 200 is.
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "JSON, or with streaming a text/event-stream ending in `data: [DONE]`",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
 
 
 def event_payload(event: AnswerEvent) -> tuple[str, dict[str, Any]]:
@@ -59,19 +58,13 @@ async def encode_sse(
 ) -> AsyncIterator[bytes]:
     """Named events with ids; deltas unnamed when `named_deltas` is false (for `onmessage`)."""
     seq = 0
-    try:
-        async for event in events:
-            name, body = event_payload(event)
-            seq += 1
-            unnamed = name == "delta" and not named_deltas
-            yield sse_frame(_json(body), event=None if unnamed else name, id=str(seq))
-    except Exception as exc:
-        log.exception("stream.failed")
+    async for event in safe_events(events):
+        name, body = event_payload(event)
         seq += 1
-        _, body = event_payload(ErrorEvent(f"the answer stream failed: {type(exc).__name__}"))
-        yield sse_frame(_json(body), event="error", id=str(seq))
+        unnamed = name == "delta" and not named_deltas
+        yield sse_frame(dumps(body), event=None if unnamed else name, id=str(seq))
     yield sse_frame("[DONE]")
 
 
 def sse_response(frames: AsyncIterator[bytes], ping_s: float) -> LiveResponse:
-    return LiveResponse(frames, ping_s=ping_s, headers=SSE_HEADERS)
+    return LiveResponse(frames, ping_s=ping_s, headers=NO_BUFFERING)

@@ -1,20 +1,16 @@
 """The Vercel AI SDK UI message stream (PROTOCOLS.md §2) over answer events.
 
 Only the v5 chunk subset is emitted (later clients read it too); custom payloads travel as
-`data-<name>` parts. `safe_events` is shared by every encoder: an exception inside the answer
-run becomes an ErrorEvent, so a stream always ends in the format's own error shape.
+`data-<name>` parts.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from schemas.query import Source
-from service.answering import (
+from service.query.events import (
     AnswerEvent,
     CitationsEvent,
     DeltaEvent,
@@ -23,63 +19,17 @@ from service.answering import (
     SourcesEvent,
     UsageEvent,
 )
+from service.streams.common import NO_BUFFERING, dumps, fields, passage, safe_events, source_id
 
-log = logging.getLogger("citeline.streams")
-
-UI_HEADERS = {
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",
-    "x-vercel-ai-ui-message-stream": "v1",
-}
+UI_HEADERS = {**NO_BUFFERING, "x-vercel-ai-ui-message-stream": "v1"}
 PROVIDER = "citeline"
 TEXT_ID = "t1"
 
 Chunk = dict[str, Any]
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def fields(event: Any) -> dict[str, Any]:
-    """All of a dataclass event's fields, including ones added after this encoder was written."""
-    if dataclasses.is_dataclass(event) and not isinstance(event, type):
-        return dataclasses.asdict(event)
-    return {}
-
-
 def usage_fields(event: UsageEvent) -> dict[str, Any]:
     return {**fields(event), "total_tokens": event.total_tokens}
-
-
-def source_id(source: Source) -> str:
-    return f"{source.document_id}#{source.chunk_id}"
-
-
-def passage(source: Source) -> dict[str, Any]:
-    """What a frontend needs to show and check a cited passage."""
-    return {
-        "n": source.n,
-        "document_id": source.document_id,
-        "chunk_id": source.chunk_id,
-        "title": source.title,
-        "source": source.source,
-        "text": source.text,
-        "start": source.start,
-        "end": source.end,
-        "score": source.score,
-        "metadata": source.metadata,
-    }
-
-
-async def safe_events(events: AsyncIterator[AnswerEvent]) -> AsyncIterator[AnswerEvent]:
-    """The run's events; a failure inside it becomes one final ErrorEvent."""
-    try:
-        async for event in events:
-            yield event
-    except Exception as exc:  # the stream has started: report in-band, never drop the socket
-        log.exception("stream.failed")
-        yield ErrorEvent(f"the answer stream failed: {type(exc).__name__}")
 
 
 class UIMessageEncoder:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.query import Source
-from service.answering import (
+from service.query.answering import (
     AnswerEvent,
     CitationsEvent,
     DeltaEvent,

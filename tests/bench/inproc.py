@@ -31,7 +31,6 @@ async def _timed_retriever(runtime: Runtime, questions: list[str]) -> dict[str, 
     samples: list[float] = []
     empty = 0
     for q in questions:
-        runtime.last_query_at = time.monotonic()
         started = time.perf_counter()
         hits = await runtime.retriever.search(SCOPE, q, LIMIT)
         samples.append(time.perf_counter() - started)
@@ -44,9 +43,8 @@ def _timed_parts(runtime: Runtime, questions: list[str]) -> dict[str, Any]:
     encode: list[float] = []
     store: list[float] = []
     for q in questions:
-        runtime.last_query_at = time.monotonic()
         t0 = time.perf_counter()
-        sparse = runtime.sparse.encode_query(q)
+        sparse = runtime.retriever.sparse.encode_query(q)
         t1 = time.perf_counter()
         runtime.store.search(SCOPE, sparse=sparse, limit=RAW_FETCH)
         t2 = time.perf_counter()

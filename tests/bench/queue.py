@@ -35,11 +35,11 @@ from typing import Any
 
 import redis
 
+from service.catalog.base import JobRegistry, NewDocument
+from service.catalog.redis_registry import RedisRegistry
 from service.config import Settings
-from service.indexing.queue import JobQueue
-from service.indexing.queue_arq import ArqQueue, arq_redis
-from service.indexing.registry_base import JobRegistry, NewDocument
-from service.indexing.registry_redis import RedisRegistry
+from service.jobs.arq_queue import ArqQueue, arq_redis
+from service.jobs.embedded import JobQueue
 from service.runtime import Runtime
 from service.store.base import Scope
 from tests.bench.data import load_dataset

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.integration.corpus import post_all
-from tests.integration.test_chat_ui import broken, slow_start, wrap_answer
+from tests.integration.faults import broken, slow_start, transformed
 
 GUIDE_BODY = {  # the backend guide's shape: OpenAI-like messages with content strings
     "messages": [{"role": "user", "content": "Which volcano in Sicily is most active?"}],
@@ -97,8 +97,9 @@ def test_protocol_query_overrides_the_shape(loaded: Any) -> None:
         assert r.headers["x-vercel-ai-ui-message-stream"] == "v1"
 
 
-def test_failure_mid_stream_is_an_error_part_then_finish(loaded: Any) -> None:
-    wrap_answer(loaded, broken)
+def test_failure_mid_stream_is_an_error_part_then_finish(make_server: Any) -> None:
+    loaded = make_server(dependency_overrides=transformed(broken))
+    post_all(loaded)
     got = parts(loaded, GUIDE_BODY)
     codes = [c for c, _ in got]
     assert codes[-3:] == ["3", "e", "d"] and "0" in codes
@@ -107,9 +108,8 @@ def test_failure_mid_stream_is_an_error_part_then_finish(loaded: Any) -> None:
 
 
 def test_silence_is_filled_with_empty_data_parts(make_server: Any) -> None:
-    live = make_server(sse_ping_interval_s=0.05)
+    live = make_server(sse_ping_interval_s=0.05, dependency_overrides=transformed(slow_start(0.5)))
     post_all(live)
-    wrap_answer(live, slow_start(0.5))
     got = parts(live, GUIDE_BODY)
     codes = [c for c, _ in got]
     first_text = codes.index("0")

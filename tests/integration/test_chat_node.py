@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from service.answering import AnswerEvent, DeltaEvent
+from service.query.events import AnswerEvent, DeltaEvent
 from tests.integration.corpus import post_all
-from tests.integration.test_chat_ui import broken, wrap_answer
+from tests.integration.faults import broken, transformed
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "tests" / "node"
@@ -71,20 +71,20 @@ def run_node(node: str, files: list[Path], url: str, min_passed: int) -> None:
     assert int(failed.group(1)) == 0 and int(passed.group(1)) >= min_passed, proc.stdout[-2000:]
 
 
-def test_ai_sdk_clients_read_the_streams(server: Any) -> None:
+def test_ai_sdk_clients_read_the_streams(make_server: Any) -> None:
     node = node_binary()
+    server = make_server(dependency_overrides=transformed(fail_on_word))
     post_all(server)
-    wrap_answer(server, fail_on_word)
     files = [NODE_DIR / "ui_stream.test.mjs", NODE_DIR / "data_stream.test.mjs"]
     run_node(node, files, server.url, min_passed=4 + 2 * 5)  # ai5 + ai6 at least
 
 
-def test_chat_page_in_headless_chromium(server: Any) -> None:
+def test_chat_page_in_headless_chromium(make_server: Any) -> None:
     node = node_binary()
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    server = make_server(dependency_overrides=transformed(paced))
     post_all(server)
-    wrap_answer(server, paced)
     screenshot = ARTIFACTS / "chat-page.png"
     screenshot.unlink(missing_ok=True)
     run_node(node, [BROWSER_DIR / "chat_page.test.mjs"], server.url, min_passed=3)

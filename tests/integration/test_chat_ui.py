@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from service.answering import AnswerEvent, DeltaEvent
+from service.query.ask import Asker
 from tests.integration.corpus import post_all
-
-Transform = Callable[[str, AsyncIterator[AnswerEvent]], AsyncIterator[AnswerEvent]]
+from tests.integration.faults import asker_override, broken, slow_start, transformed
 
 V5_TYPES = {
     "start",
@@ -33,59 +30,6 @@ V5_TYPES = {
 def loaded(server: Any) -> Any:
     post_all(server)
     return server
-
-
-def wrap_answer(live: Any, transform: Transform) -> None:
-    """Faults at the `Runtime.answer` contract (events out), whatever produces the text."""
-    original = live.runtime.answer
-
-    async def answer(*args: Any, **kwargs: Any) -> AsyncIterator[AnswerEvent]:
-        events = await original(*args, **kwargs)
-        return transform(args[1], events)
-
-    live.runtime.answer = answer
-
-
-async def broken(question: str, events: AsyncIterator[AnswerEvent]) -> AsyncIterator[AnswerEvent]:
-    """The first text delta goes out, then the upstream fails."""
-    async for event in events:
-        yield event
-        if isinstance(event, DeltaEvent):
-            raise ConnectionError("upstream went away")
-
-
-def slow_start(seconds: float) -> Transform:
-    async def transform(question: str, events: AsyncIterator[AnswerEvent]) -> AsyncIterator[Any]:
-        waited = False
-        async for event in events:
-            if isinstance(event, DeltaEvent) and not waited:
-                waited = True
-                await asyncio.sleep(seconds)
-            yield event
-
-    return transform
-
-
-class Gate:
-    """Holds the answer before text delta number `before` until `open` is called."""
-
-    def __init__(self, before: int) -> None:
-        self.before = before
-        self.event = asyncio.Event()
-
-    async def __call__(
-        self, question: str, events: AsyncIterator[AnswerEvent]
-    ) -> AsyncIterator[AnswerEvent]:
-        seen = 0
-        async for event in events:
-            if isinstance(event, DeltaEvent):
-                if seen == self.before:
-                    await self.event.wait()
-                seen += 1
-            yield event
-
-    def open(self, live: Any) -> None:
-        live.runtime.loop.call_soon_threadsafe(self.event.set)
 
 
 def user(text: str, mid: str = "u1") -> dict[str, Any]:
@@ -158,8 +102,30 @@ def test_each_event_has_a_resumable_id(loaded: Any) -> None:
     assert len(ids) == len(chunks_of(lines))
 
 
-def test_unknown_parts_and_history_are_accepted(loaded: Any) -> None:
+seen: list[dict[str, Any]] = []
+
+
+class SpyAsker:
+    """The real asker, recording what each answer run was asked."""
+
+    def __init__(self, inner: Asker) -> None:
+        self.inner = inner
+
+    async def ask(self, scope: Any, question: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append({"question": question, "history": kwargs.get("history")})
+        return await self.inner.ask(scope, question, *args, **kwargs)
+
+
+def spied(make_server: Any) -> Any:
+    seen.clear()
+    live = make_server(dependency_overrides=asker_override(SpyAsker))
+    post_all(live)
+    return live
+
+
+def test_unknown_parts_and_history_are_accepted(make_server: Any) -> None:
     """An assistant turn comes back with every part it streamed, plus parts we never sent."""
+    loaded = spied(make_server)
     first = ask(loaded, [user("Which volcano is in Sicily?")])
     answer = "".join(c["delta"] for c in first if c["type"] == "text-delta")
     assistant = {
@@ -176,14 +142,6 @@ def test_unknown_parts_and_history_are_accepted(loaded: Any) -> None:
             {"type": "a-part-from-the-future", "whatever": [1, 2, 3]},
         ],
     }
-    seen: list[dict[str, Any]] = []
-    original = loaded.runtime.answer
-
-    async def spy(*args: Any, **kwargs: Any) -> Any:
-        seen.append({"question": args[1], "history": kwargs.get("history")})
-        return await original(*args, **kwargs)
-
-    loaded.runtime.answer = spy
     follow = [
         user("Which volcano is in Sicily?"),
         assistant,
@@ -192,8 +150,8 @@ def test_unknown_parts_and_history_are_accepted(loaded: Any) -> None:
     chunks = ask(loaded, follow, someAppField={"nested": True})
     text = "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
     assert "valleys" in text
-    assert seen[0]["question"] == "What does a glacier carve?"
-    history = [(t.role, t.content) for t in seen[0]["history"]]
+    assert seen[-1]["question"] == "What does a glacier carve?"
+    history = [(t.role, t.content) for t in seen[-1]["history"]]
     assert history == [("user", "Which volcano is in Sicily?"), ("assistant", answer)]
 
 
@@ -237,8 +195,9 @@ def test_bad_protocol_parameter_is_problem_json(loaded: Any) -> None:
     assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
 
 
-def test_failure_mid_stream_is_an_error_chunk_then_done(loaded: Any) -> None:
-    wrap_answer(loaded, broken)
+def test_failure_mid_stream_is_an_error_chunk_then_done(make_server: Any) -> None:
+    loaded = make_server(dependency_overrides=transformed(broken))
+    post_all(loaded)
     chunks = ask(loaded, [user("Which volcano?")])
     types = [c["type"] for c in chunks]
     assert types[-2:] == ["text-end", "error"] and "finish" not in types
@@ -246,9 +205,8 @@ def test_failure_mid_stream_is_an_error_chunk_then_done(loaded: Any) -> None:
 
 
 def test_silence_is_filled_with_ping_comments(make_server: Any) -> None:
-    live = make_server(sse_ping_interval_s=0.05)
+    live = make_server(sse_ping_interval_s=0.05, dependency_overrides=transformed(slow_start(0.5)))
     post_all(live)
-    wrap_answer(live, slow_start(0.5))
     lines = stream_lines(live, {"messages": [user("Which volcano is in Sicily?")]})
     first_text = next(i for i, line in enumerate(lines) if '"text-start"' in line)
     assert ": ping" in lines[:first_text]

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from service.config import Settings
-from service.indexing.tokens import count_tokens
 from service.runtime import Runtime
 from service.store import naming
 from service.store.base import Scope
+from service.tokens import count_tokens
 from tests.conftest import stop_server, wait_until
 from tests.stubs.openai_stub import StubServer
 

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.answering import NOT_FOUND
-from service.prompting import SYSTEM_PROMPT
+from service.query.answering import NOT_FOUND
+from service.query.prompting import SYSTEM_PROMPT
 from tests.integration.corpus import post_all
 from tests.stubs.openai_stub import StubServer
 
@@ -192,7 +192,7 @@ def test_client_disconnect_cancels_upstream_without_leaks(
     stub.wait_until(lambda reqs: reqs[-1].disconnected_at is not None, timeout=1.0)
     assert chat_calls(stub)[-1].chunks_sent < 200 and first.id == chat_calls(stub)[-1].id
 
-    loop = llm_server.runtime.loop
+    loop = llm_server.loop
     tasks_before, fds_before = len(asyncio.all_tasks(loop)), _open_fds()
     for _ in range(100):
         ask_and_drop()

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.integration.corpus import DOCS, post_all
-from tests.integration.test_chat_ui import broken, slow_start, wrap_answer
+from tests.integration.faults import broken, slow_start, transformed
 
 QUESTION = [{"role": "user", "content": "Which volcano in Sicily is most active?"}]
 
@@ -126,8 +126,12 @@ def test_unknown_model_and_bad_input_are_problems(loaded: Any, client: openai.Op
     assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
 
 
-def test_failure_mid_stream_raises_in_the_client(loaded: Any, client: openai.OpenAI) -> None:
-    wrap_answer(loaded, broken)
+def test_failure_mid_stream_raises_in_the_client(make_server: Any) -> None:
+    loaded = make_server(dependency_overrides=transformed(broken))
+    post_all(loaded)
+    client = openai.OpenAI(
+        base_url=loaded.url + "/v1", api_key="x", max_retries=0, _strict_response_validation=True
+    )
     received: list[str] = []
     with pytest.raises(openai.APIError, match="ConnectionError"):
         for chunk in client.chat.completions.create(
@@ -140,9 +144,8 @@ def test_failure_mid_stream_raises_in_the_client(loaded: Any, client: openai.Ope
 
 
 def test_silence_is_filled_with_ping_comments(make_server: Any) -> None:
-    live = make_server(sse_ping_interval_s=0.05)
+    live = make_server(sse_ping_interval_s=0.05, dependency_overrides=transformed(slow_start(0.5)))
     post_all(live)
-    wrap_answer(live, slow_start(0.5))
     body = {"model": "citeline", "messages": QUESTION, "stream": True}
     with (
         httpx.Client(base_url=live.url, timeout=30) as c,

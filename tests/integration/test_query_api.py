@@ -9,7 +9,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from service.answering import NOT_FOUND
+from service.query.answering import NOT_FOUND
 from service.store.base import Scope
 from tests.integration.corpus import post_all
 

@@ -20,7 +20,7 @@ from service.errors import Unavailable
 from service.streams.resume import MemoryRunBuffer
 from tests.conftest import free_port, wait_until
 from tests.integration.corpus import post_all
-from tests.integration.test_chat_ui import Gate, wrap_answer
+from tests.integration.faults import Gate, transformed
 
 QUESTION = "Which volcano in Sicily is most active?"
 
@@ -135,11 +135,11 @@ def full_text(live: Any) -> str:
 def test_reconnect_with_last_event_id_gets_the_rest_exactly_once(
     make_server: Any, backend: dict[str, Any]
 ) -> None:
-    live = make_server(**backend)
+    gate = Gate(before=6)
+    live = make_server(dependency_overrides=transformed(gate), **backend)
     post_all(live)
     expected = full_text(live)
-    gate = Gate(before=6)
-    wrap_answer(live, gate)
+    gate.arm()
     first = start_and_drop(live, "chat-r", deltas=3)  # the run holds at word 6, still active
     last_id = first[-1][0]
     assert last_id is not None
@@ -158,11 +158,11 @@ def test_resume_replays_an_active_run_from_the_start(
     make_server: Any, backend: dict[str, Any]
 ) -> None:
     """What useChat({resume: true}) does after a page reload."""
-    live = make_server(**backend)
+    gate = Gate(before=4)
+    live = make_server(dependency_overrides=transformed(gate), **backend)
     post_all(live)
     expected = full_text(live)
-    gate = Gate(before=4)
-    wrap_answer(live, gate)
+    gate.arm()
     first = start_and_drop(live, "chat-a", deltas=2)
     again = read_rest(live, "chat-a", None, on_open=lambda: gate.open(live))
     assert again[: len(first)] == first
@@ -171,12 +171,12 @@ def test_resume_replays_an_active_run_from_the_start(
 
 
 def test_another_process_replays_the_run_through_redis(make_server: Any, redis_url: str) -> None:
-    a = make_server(resume_redis_url=redis_url)
+    gate = Gate(before=5)
+    a = make_server(resume_redis_url=redis_url, dependency_overrides=transformed(gate))
     b = make_server(resume_redis_url=redis_url)  # no documents: it only reads the buffer
     post_all(a)
     expected = full_text(a)
-    gate = Gate(before=5)
-    wrap_answer(a, gate)
+    gate.arm()
     first = start_and_drop(a, "chat-x", deltas=2)
     rest = read_rest(b, "chat-x", first[-1][0], on_open=lambda: gate.open(a))
     numbers = seqs(first) + seqs(rest)

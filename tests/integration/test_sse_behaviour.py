@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 
 from schemas.query import Source
-from service.answering import AnswerPlan
+from service.query.answering import AnswerPlan
 from tests.integration.corpus import post_all
+from tests.integration.faults import with_answerer
 
 
 class SlowAnswerer:
@@ -51,18 +52,19 @@ def raw_lines(live: Any, body: dict[str, Any]) -> list[str]:
 
 
 def test_silence_is_filled_with_ping_comments(make_server: Any) -> None:
-    live = make_server(sse_ping_interval_s=0.05)
+    live = make_server(
+        sse_ping_interval_s=0.05, dependency_overrides=with_answerer(SlowAnswerer(silence_s=0.5))
+    )
     post_all(live)
-    live.runtime.answerer = SlowAnswerer(silence_s=0.5)
     lines = raw_lines(live, {"question": "Which volcano is in Sicily?"})
     first_delta = lines.index("event: delta")
     assert ": ping" in lines[:first_delta]
     assert [line for line in lines if line][-1] == "data: [DONE]"
 
 
-def test_failure_mid_stream_is_an_error_event_then_done(server: Any) -> None:
+def test_failure_mid_stream_is_an_error_event_then_done(make_server: Any) -> None:
+    server = make_server(dependency_overrides=with_answerer(BrokenAnswerer()))
     post_all(server)
-    server.runtime.answerer = BrokenAnswerer()
     lines = [line for line in raw_lines(server, {"question": "Which volcano?"}) if line]
     events = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
     assert events == ["sources", "delta", "error"]

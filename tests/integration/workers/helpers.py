@@ -11,12 +11,12 @@ from typing import Any
 
 import redis
 
+from service.catalog.base import Accepted, NewDocument
+from service.catalog.redis_registry import RedisRegistry
+from service.clients import build_store
 from service.config import Settings
 from service.indexing.chunking import chunk_text
-from service.indexing.queue_arq import arq_redis, enqueue
-from service.indexing.registry_base import Accepted, NewDocument
-from service.indexing.registry_redis import RedisRegistry
-from service.runtime import build_store
+from service.jobs.arq_queue import arq_redis, enqueue
 from service.store.base import Scope, point_id
 from tests.conftest import wait_until
 
@@ -36,6 +36,7 @@ def worker_env(redis_url: str, data_dir: Path, **settings: Any) -> dict[str, str
     """Environment of a worker subprocess owning an Edge store in `data_dir`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITELINE_")}
     env.update(
+        CITELINE_QUEUE="arq",
         CITELINE_REDIS_URL=redis_url,
         CITELINE_DATA_DIR=str(data_dir),
         CITELINE_LOG_LEVEL="warning",
@@ -109,7 +110,7 @@ def expected_chunk_ids(docs: list[NewDocument], versions: dict[str, str]) -> set
 
 def stored_chunk_ids(data_dir: Path, **settings: Any) -> list[str]:
     """The chunk ids in the store a worker with these settings wrote (it must be stopped)."""
-    store = build_store(Settings(data_dir=data_dir, **settings))
+    store = build_store(Settings(data_dir=data_dir, **settings))  # a store needs no queue
     try:
         return store.chunk_ids(SCOPE)
     finally:
@@ -138,4 +139,4 @@ FAST: dict[str, Any] = {
 
 def scaled_server(make_server: Any, redis_url: str, **overrides: Any) -> Any:
     """A live API with the Redis registry and an in-process arq worker (embedded store)."""
-    return make_server(redis_url=redis_url, **{**FAST, **overrides})
+    return make_server(queue="arq", redis_url=redis_url, **{**FAST, **overrides})

@@ -15,13 +15,28 @@ from tests.integration.workers.helpers import REPO, start_worker, stop, worker_e
 
 def test_external_workers_with_an_embedded_store_are_refused() -> None:
     with pytest.raises(SettingsError) as refused:
-        load_settings(worker="external", redis_url="redis://127.0.0.1:1/0", qdrant_url=None)
+        load_settings(
+            queue="arq", worker="external", redis_url="redis://127.0.0.1:1/0", qdrant_url=None
+        )
     message = str(refused.value)
     assert "CITELINE_WORKER=external" in message and "CITELINE_QDRANT_URL" in message
     with pytest.raises(SettingsError, match="CITELINE_REDIS_URL"):
-        load_settings(worker="external", qdrant_url="http://127.0.0.1:6333")
-    settings = load_settings(worker="external", redis_url="redis://r", qdrant_url="http://q")
+        load_settings(queue="arq", worker="external", qdrant_url="http://127.0.0.1:6333")
+    settings = load_settings(
+        queue="arq", worker="external", redis_url="redis://r", qdrant_url="http://q"
+    )
     assert settings.worker == "external"
+
+
+def test_the_queue_is_chosen_explicitly() -> None:
+    """A Redis URL alone (e.g. for the resume buffer) keeps the embedded queue."""
+    assert load_settings(redis_url="redis://r").queue == "embedded"
+    with pytest.raises(SettingsError, match="CITELINE_QUEUE=arq needs CITELINE_REDIS_URL"):
+        load_settings(queue="arq")
+    with pytest.raises(SettingsError) as refused:
+        load_settings(worker="embedded", redis_url="redis://r")  # the queue is still embedded
+    assert "CITELINE_WORKER=embedded" in str(refused.value)
+    assert "CITELINE_QUEUE=arq" in str(refused.value)
 
 
 def test_worker_needs_redis_and_reports_its_health(
@@ -32,7 +47,13 @@ def test_worker_needs_redis_and_reports_its_health(
     run = subprocess.run(
         [sys.executable, "-m", "workers"], env=no_redis, cwd=REPO, capture_output=True, timeout=60
     )
-    assert run.returncode == 2 and b"CITELINE_REDIS_URL" in run.stderr
+    assert run.returncode != 0 and b"CITELINE_REDIS_URL" in run.stderr
+    assert b"Traceback" not in run.stderr
+    no_queue = {k: v for k, v in env.items() if k != "CITELINE_QUEUE"}
+    run = subprocess.run(
+        [sys.executable, "-m", "workers"], env=no_queue, cwd=REPO, capture_output=True, timeout=60
+    )
+    assert run.returncode == 2 and b"CITELINE_QUEUE=arq" in run.stderr
 
     def check() -> int:
         args = [sys.executable, "-m", "workers", "--check"]

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from service.indexing.queue_arq import reconcile
-from service.indexing.registry_base import NewDocument
+from service.catalog.base import NewDocument
+from service.jobs.arq_queue import reconcile
 from tests.conftest import wait_until
 from tests.integration.workers.conftest import RedisServer
 from tests.integration.workers.helpers import SCOPE, scaled_server

@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 
 import service.embeddings.local as local
+from service.clients import build_dense
 from service.config import LOCAL_EMBEDDING_MODEL, Settings, load_settings
 from service.embeddings.dense import PermanentEmbeddingError
 from service.embeddings.local import LocalEmbedder, LocalModelUnavailable
-from service.runtime import build_dense
 
 HAVE_EXTRA = all(
     importlib.util.find_spec(m) is not None

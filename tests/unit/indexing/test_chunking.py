@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.indexing.chunking import Chunk, chunk_text
-from service.indexing.tokens import count_tokens
+from service.tokens import count_tokens
 
 _RUN = re.compile(r"\S+")
 _CJK_TERMINALS = "。！？"

@@ -12,7 +12,7 @@ from service.llm.base import ChatMessage, LLMRejected, LLMStreamBroken, LLMUnava
 pytest.importorskip("anthropic", reason="the anthropic extra is not installed")
 
 from service.llm.anthropic import AnthropicLLM, StreamState, _split, map_event
-from tests.unit.llm.conftest import collect
+from tests.unit.conftest import collect
 from tests.unit.llm.fake_anthropic import FakeAnthropic
 
 MESSAGES = [

@@ -18,7 +18,7 @@ from service.llm.chat_stream import InvalidChunk, _EventSplitter, _parse_chunk
 from service.llm.openai_compat import OpenAICompatibleLLM, map_openai_error
 from tests.stubs.openai_stub import StubServer, closed_port_url
 from tests.stubs.stub_payloads import count_tokens
-from tests.unit.llm.conftest import MESSAGES, REPLY, MakeLLM, chat_requests, collect
+from tests.unit.conftest import MESSAGES, REPLY, MakeLLM, chat_requests, collect
 
 
 async def test_streams_deltas_then_reported_usage(

@@ -20,7 +20,7 @@ from service.llm.base import (
 from service.llm.ratelimit import RateLimiter
 from service.llm.resilience import ResilientLLM
 from tests.stubs.openai_stub import StubServer, closed_port_url
-from tests.unit.llm.conftest import (
+from tests.unit.conftest import (
     MESSAGES,
     REPLY,
     MakeLLM,

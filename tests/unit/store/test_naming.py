@@ -13,8 +13,8 @@ import pytest
 from qdrant_client import QdrantClient
 
 import service.store.qdrant as qdrant_module
+from service.clients import build_store
 from service.config import Settings
-from service.runtime import build_store
 from service.store import naming
 from service.store.edge import EdgeStore
 from service.store.naming import EmbeddingMismatchError, EmbeddingRecord

@@ -1,0 +1,190 @@
+"""Lua scripts of the Redis registry: each state change is one atomic script.
+
+The keys are listed in `service.redis_keys`; the scripts build the same names.
+
+Scripts touch keys they compute themselves, so the registry needs one Redis, not a cluster
+(arq needs the same). Optional strings (title, source) and metadata are stored as JSON.
+A job id is 'job_' + the first 24 hex digits of SHA-1 over the same fields `job_id_for`
+hashes (Lua has SHA-1 built in); `tries` fences finish/fail/requeue: an attempt that a newer
+attempt has replaced can no longer change the job.
+"""
+
+from __future__ import annotations
+
+ACCEPT = r"""
+local now = ARGV[1]
+local out = {}
+for i, x in ipairs(cjson.decode(ARGV[2])) do
+  local t, c, d, v = x[1], x[2], x[3], x[4]
+  local sk = t .. '\31' .. c
+  local dkey = 'cl:doc:' .. sk .. '\31' .. d
+  local cur = redis.call('HMGET', dkey, 'latest_version', 'latest_job', 'generation', 'deleted')
+  local st = false
+  if cur[2] then st = redis.call('HGET', 'cl:job:' .. cur[2], 'status') end
+  if st and cur[4] == '0' and cur[1] == v and st ~= 'failed' then
+    out[i] = {d, cur[2], st, v, 1}
+  else
+    local gen = 0
+    if cur[3] then
+      gen = tonumber(cur[3])
+      if cur[4] == '1' then gen = gen + 1 end
+    end
+    local job_id = 'job_' .. string.sub(
+      redis.sha1hex(sk .. '\31' .. d .. '\31' .. v .. '\31' .. gen), 1, 24)
+    local jkey = 'cl:job:' .. job_id
+    local prev = redis.call('HGET', jkey, 'status')
+    if prev then
+      redis.call('HINCRBY', 'cl:counts', prev, -1)
+      redis.call('DEL', jkey)
+    else
+      redis.call('HINCRBY', dkey, 'njobs', 1)
+    end
+    redis.call('HSET', jkey, 'job_id', job_id, 'tenant', t, 'collection', c,
+      'document_id', d, 'version', v, 'status', 'queued', 'stage', 'queued',
+      'chunks_done', 0, 'tries', 0, 'created_at', now, 'text', x[5], 'title', x[6],
+      'source', x[7], 'metadata', x[8], 'max_tokens', x[9], 'overlap_tokens', x[10])
+    redis.call('HINCRBY', 'cl:counts', 'queued', 1)
+    redis.call('SADD', 'cl:open', job_id)
+    if (not cur[2]) or cur[4] == '1' then
+      redis.call('HSET', dkey, 'created_at', now, 'chunks', 0)
+      redis.call('HDEL', dkey, 'active_version')
+    end
+    redis.call('HSET', dkey, 'latest_version', v, 'latest_job', job_id, 'generation', gen,
+      'deleted', 0, 'title', x[6], 'source', x[7], 'metadata', x[8], 'chars', x[11],
+      'updated_at', now)
+    redis.call('ZADD', 'cl:docs:' .. sk, 0, d)
+    redis.call('SADD', 'cl:collections:' .. t, c)
+    out[i] = {d, job_id, 'queued', v, 0}
+  end
+end
+return cjson.encode({out, tonumber(redis.call('HGET', 'cl:counts', 'queued') or '0')})
+"""
+
+# ARGV: job_id, now, owner worker id ('' for none), lock px → {status, tries[, HGETALL]}.
+# With an owner, the document's lock is taken first ('locked' when a live worker holds it for
+# another job; a dead owner's lock is taken over) and the job joins the owner's running set.
+# A running job is started again (a retry after a crash or a cancel): each start is a try.
+START = r"""
+local jkey = 'cl:job:' .. ARGV[1]
+local j = redis.call('HMGET', jkey, 'status', 'tries', 'tenant', 'collection', 'document_id')
+if not j[1] then return {'missing', 0} end
+if j[1] == 'completed' or j[1] == 'failed' then return {j[1], tonumber(j[2])} end
+if ARGV[3] ~= '' then
+  local lkey = 'cl:lock:' .. j[3] .. '\31' .. j[4] .. '\31' .. j[5]
+  local mine = ARGV[3] .. '|' .. ARGV[1]
+  local cur = redis.call('GET', lkey)
+  if cur and cur ~= mine then
+    local owner = string.match(cur, '^([^|]*)|')
+    if owner and redis.call('EXISTS', 'cl:worker:' .. owner) == 1 then
+      return {'locked', tonumber(j[2])}
+    end
+  end
+  redis.call('SET', lkey, mine, 'PX', ARGV[4])
+  redis.call('SADD', 'cl:worker-jobs:' .. ARGV[3], ARGV[1])
+end
+local tries = redis.call('HINCRBY', jkey, 'tries', 1)
+redis.call('HSET', jkey, 'status', 'running', 'stage', 'chunking', 'started_at', ARGV[2],
+  'chunks_done', 0)
+redis.call('HDEL', jkey, 'chunks_total')
+if j[1] ~= 'running' then
+  redis.call('HINCRBY', 'cl:counts', j[1], -1)
+  redis.call('HINCRBY', 'cl:counts', 'running', 1)
+end
+return {'running', tries, redis.call('HGETALL', jkey)}
+"""
+
+# ARGV: stage, JSON {job_id: [done or -1, total or -1]}; only running jobs move.
+PROGRESS = r"""
+for job_id, n in pairs(cjson.decode(ARGV[2])) do
+  local jkey = 'cl:job:' .. job_id
+  if redis.call('HGET', jkey, 'status') == 'running' then
+    redis.call('HSET', jkey, 'stage', ARGV[1])
+    if n[1] >= 0 then redis.call('HSET', jkey, 'chunks_done', n[1]) end
+    if n[2] >= 0 then redis.call('HSET', jkey, 'chunks_total', n[2]) end
+  end
+end
+return 1
+"""
+
+# ARGV: now, JSON [[job_id, tries, chunks], ...] → JSON [[activated, keep, needs_cleanup], ...]
+FINISH = r"""
+local now = ARGV[1]
+local out = {}
+for i, x in ipairs(cjson.decode(ARGV[2])) do
+  local jkey = 'cl:job:' .. x[1]
+  local j = redis.call('HMGET', jkey, 'status', 'tries', 'tenant', 'collection',
+    'document_id', 'version')
+  if j[1] ~= 'running' or tonumber(j[2]) ~= x[2] then
+    out[i] = {0, '', 0}
+  else
+    local sk = j[3] .. '\31' .. j[4]
+    local dkey = 'cl:doc:' .. sk .. '\31' .. j[5]
+    local doc = redis.call('HMGET', dkey, 'latest_job', 'latest_version', 'active_version',
+      'deleted', 'njobs')
+    local alive = doc[1] and doc[4] == '0'
+    local current = alive and doc[1] == x[1]
+    redis.call('HSET', jkey, 'status', 'completed', 'stage', 'done', 'chunks_done', x[3],
+      'chunks_total', x[3], 'embedding_tokens', x[4], 'finished_at', now)
+    redis.call('HDEL', jkey, 'text', 'error')
+    if alive and not current then redis.call('HSET', jkey, 'superseded_by', doc[2]) end
+    redis.call('HINCRBY', 'cl:counts', 'running', -1)
+    redis.call('HINCRBY', 'cl:counts', 'completed', 1)
+    redis.call('SREM', 'cl:open', x[1])
+    if current then
+      redis.call('HSET', dkey, 'active_version', j[6], 'chunks', x[3], 'updated_at', now)
+      redis.call('HSET', 'cl:active:' .. sk, j[5], j[6])
+      local others = 0
+      if tonumber(doc[5] or '1') > 1 then others = 1 end
+      out[i] = {1, j[6], others}
+    else
+      local keep = ''
+      if alive and doc[3] then keep = doc[3] end
+      out[i] = {0, keep, 1}
+    end
+  end
+end
+return cjson.encode(out)
+"""
+
+# ARGV: now, job_id, tries, error → {refused(0/1), keep}
+FAIL = r"""
+local jkey = 'cl:job:' .. ARGV[2]
+local j = redis.call('HMGET', jkey, 'status', 'tries', 'tenant', 'collection', 'document_id')
+if (not j[1]) or j[1] == 'completed' or j[1] == 'failed' or tonumber(j[2]) ~= tonumber(ARGV[3])
+then
+  return {1, ''}
+end
+redis.call('HSET', jkey, 'status', 'failed', 'stage', 'done', 'error', ARGV[4],
+  'finished_at', ARGV[1])
+redis.call('HDEL', jkey, 'text')
+redis.call('HINCRBY', 'cl:counts', j[1], -1)
+redis.call('HINCRBY', 'cl:counts', 'failed', 1)
+redis.call('SREM', 'cl:open', ARGV[2])
+local doc = redis.call('HMGET', 'cl:doc:' .. j[3] .. '\31' .. j[4] .. '\31' .. j[5],
+  'active_version', 'deleted')
+local keep = ''
+if doc[2] == '0' and doc[1] then keep = doc[1] end
+return {0, keep}
+"""
+
+# ARGV: job_id, tries, reason → 1 when the running attempt went back to the queue
+REQUEUE = r"""
+local jkey = 'cl:job:' .. ARGV[1]
+local j = redis.call('HMGET', jkey, 'status', 'tries')
+if j[1] ~= 'running' or tonumber(j[2]) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', jkey, 'status', 'queued', 'stage', 'queued', 'error', ARGV[3])
+redis.call('HINCRBY', 'cl:counts', 'running', -1)
+redis.call('HINCRBY', 'cl:counts', 'queued', 1)
+return 1
+"""
+
+# ARGV: scope key, document_id, now → 1 when a live document was tombstoned
+DELETE = r"""
+local dkey = 'cl:doc:' .. ARGV[1] .. '\31' .. ARGV[2]
+if redis.call('HGET', dkey, 'deleted') ~= '0' then return 0 end
+redis.call('HSET', dkey, 'deleted', 1, 'chunks', 0, 'updated_at', ARGV[3])
+redis.call('HDEL', dkey, 'active_version')
+redis.call('HDEL', 'cl:active:' .. ARGV[1], ARGV[2])
+redis.call('ZREM', 'cl:docs:' .. ARGV[1], ARGV[2])
+return 1
+"""

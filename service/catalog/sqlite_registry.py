@@ -1,0 +1,475 @@
+"""Documents and indexing jobs, persisted in SQLite under the data dir.
+
+The registry is the source of truth for which version of each document is served: search
+results whose version is not a document's active version are dropped, so a half-written new
+version, a superseded one or a deleted document is never cited. Every statement runs on one
+dedicated thread, which serialises them without locks and keeps fsyncs off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from service.catalog.base import (
+    MAX_TRIES,
+    Accepted,
+    Claim,
+    Finalized,
+    NewDocument,
+    Waiting,
+    content_version,
+    derived_document_id,
+    job_id_for,
+)
+from service.catalog.priority_thread import PriorityThread
+from service.catalog.rows import JobRow, doc_state
+from service.store.base import Scope
+
+__all__ = ["SqliteRegistry"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    tenant TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    latest_version TEXT NOT NULL,
+    latest_job TEXT NOT NULL,
+    active_version TEXT,
+    generation INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    title TEXT,
+    source TEXT,
+    metadata TEXT NOT NULL,
+    chars INTEGER NOT NULL,
+    chunks INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (tenant, collection, document_id)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL UNIQUE,
+    tenant TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    status TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    chunks_total INTEGER,
+    chunks_done INTEGER NOT NULL DEFAULT 0,
+    embedding_tokens INTEGER NOT NULL DEFAULT 0,
+    tries INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    superseded_by TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    text TEXT NOT NULL,
+    title TEXT,
+    source TEXT,
+    metadata TEXT NOT NULL,
+    max_tokens INTEGER NOT NULL,
+    overlap_tokens INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_document ON jobs (tenant, collection, document_id);
+"""
+
+
+def job_row(row: sqlite3.Row, **overrides: Any) -> JobRow:
+    fields = {k: row[k] for k in row.keys() if k != "seq"}  # noqa: SIM118 - sqlite3.Row
+    fields["metadata"] = json.loads(fields["metadata"])
+    fields.update(overrides)
+    return JobRow(**fields)
+
+
+T = TypeVar("T")
+
+# Registry thread priorities: accepts by their size (1 = one document), then API reads and
+# deletes, then the pipeline's bookkeeping, which only delays indexing by waiting.
+_READ = 10_000
+_BACKGROUND = 100_000
+_ACCEPT_SLICE = 64
+
+
+class SqliteRegistry:
+    """The embedded registry: one SQLite file, every statement on one thread."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread = PriorityThread("registry")
+        self._db: sqlite3.Connection | None = None
+        self._path = path
+        # scope -> document_id -> active version; read lock-free from the event loop.
+        self.active: dict[Scope, dict[str, str]] = {}
+        self.queued = 0  # jobs waiting to run, kept in step by accept/claim/requeue
+
+    async def _call(self, fn: Callable[..., T], *args: Any, priority: float = _BACKGROUND) -> T:
+        result: T = await asyncio.wrap_future(self._thread.submit(priority, fn, *args))
+        return result
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Open the database, load active versions and requeue jobs a crash left running."""
+        await self._call(self._open)
+
+    def _open(self) -> None:
+        db = sqlite3.connect(self._path, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        # Worker-side updates can be replayed (a rerun job rewrites the same points), so they
+        # only need to survive a process crash; `accept` switches to FULL for its commit.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        if "embedding_tokens" not in columns:  # a data dir from before job accounting
+            db.execute("ALTER TABLE jobs ADD COLUMN embedding_tokens INTEGER NOT NULL DEFAULT 0")
+        self._db = db
+        for row in db.execute(
+            "SELECT tenant, collection, document_id, active_version FROM documents "
+            "WHERE deleted = 0 AND active_version IS NOT NULL"
+        ):
+            self.active.setdefault(Scope(row[0], row[1]), {})[row[2]] = row[3]
+        with db:
+            db.execute(
+                "UPDATE jobs SET status='failed', stage='done', finished_at=?, "
+                "error='gave up after ' || tries || ' tries' "
+                "WHERE status='running' AND tries >= ?",
+                (time.time(), MAX_TRIES),
+            )
+        with db:
+            db.execute("UPDATE jobs SET status='queued', stage='queued' WHERE status='running'")
+        self.queued = db.execute("SELECT COUNT(*) FROM jobs WHERE status='queued'").fetchone()[0]
+
+    async def close(self) -> None:
+        await self._call(self._close)
+        self._thread.shutdown()
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("registry is not open")
+        return self._db
+
+    # -- accepting -------------------------------------------------------------------------
+    async def accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
+        """Record documents and their jobs durably before any 202 goes out.
+
+        Smaller requests go first, and a batch commits in slices, so a one-document POST never
+        waits for a whole batch; a crash mid-batch leaves slices that a retry finds as duplicates.
+        """
+        out: list[Accepted] = []
+        for start in range(0, len(docs), _ACCEPT_SLICE):
+            part = docs[start : start + _ACCEPT_SLICE]
+            out += await self._call(self._accept, part, priority=len(docs))
+        return out
+
+    def _accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
+        now = time.time()
+        self.db.execute("PRAGMA synchronous=FULL")  # a 202 means the job survives power loss
+        try:
+            with self.db:
+                out = [self._accept_one(doc, now) for doc in docs]
+        finally:
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        return out
+
+    def _accept_one(self, doc: NewDocument, now: float) -> Accepted:
+        db, scope = self.db, doc.scope
+        version = content_version(doc)
+        document_id = doc.document_id or derived_document_id(scope, doc.text)
+        row = db.execute(
+            "SELECT d.latest_version, d.latest_job, d.generation, d.deleted, j.status "
+            "FROM documents d JOIN jobs j ON j.job_id = d.latest_job "
+            "WHERE d.tenant=? AND d.collection=? AND d.document_id=?",
+            (scope.tenant, scope.collection, document_id),
+        ).fetchone()
+        if (
+            row
+            and not row["deleted"]
+            and row["latest_version"] == version
+            and row["status"] != "failed"
+        ):
+            return Accepted(document_id, row["latest_job"], row["status"], version, True)
+        generation = 0 if row is None else row["generation"] + (1 if row["deleted"] else 0)
+        job_id = job_id_for(scope, document_id, version, generation)
+        meta = json.dumps(doc.metadata, ensure_ascii=False)
+        db.execute(
+            "INSERT INTO jobs (job_id, tenant, collection, document_id, version, status, stage,"
+            " chunks_done, tries, created_at, text, title, source, metadata, max_tokens,"
+            " overlap_tokens) VALUES (?,?,?,?,?,'queued','queued',0,0,?,?,?,?,?,?,?)"
+            " ON CONFLICT(job_id) DO UPDATE SET status='queued', stage='queued', error=NULL,"
+            " chunks_done=0, chunks_total=NULL, tries=0, finished_at=NULL, superseded_by=NULL",
+            (
+                job_id,
+                scope.tenant,
+                scope.collection,
+                document_id,
+                version,
+                now,
+                doc.text,
+                doc.title,
+                doc.source,
+                meta,
+                doc.max_tokens,
+                doc.overlap_tokens,
+            ),
+        )
+        db.execute(
+            "INSERT INTO documents (tenant, collection, document_id, latest_version, latest_job,"
+            " generation, deleted, title, source, metadata, chars, chunks, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,0,?,?,?,?,0,?,?)"
+            " ON CONFLICT(tenant, collection, document_id) DO UPDATE SET"
+            " latest_version=excluded.latest_version, latest_job=excluded.latest_job,"
+            " generation=excluded.generation, title=excluded.title, source=excluded.source,"
+            " metadata=excluded.metadata, chars=excluded.chars, updated_at=excluded.updated_at,"
+            " created_at=CASE WHEN documents.deleted THEN excluded.created_at"
+            "   ELSE documents.created_at END,"
+            " active_version=CASE WHEN documents.deleted THEN NULL"
+            "   ELSE documents.active_version END,"
+            " chunks=CASE WHEN documents.deleted THEN 0 ELSE documents.chunks END,"
+            " deleted=0",
+            (
+                scope.tenant,
+                scope.collection,
+                document_id,
+                version,
+                job_id,
+                generation,
+                doc.title,
+                doc.source,
+                meta,
+                len(doc.text),
+                now,
+                now,
+            ),
+        )
+        self.queued += 1
+        return Accepted(document_id, job_id, "queued", version, False)
+
+    # -- reading ---------------------------------------------------------------------------
+    async def job(self, job_id: str, tenant: str) -> JobRow | None:
+        return await self._call(self._job, job_id, tenant, priority=_READ)
+
+    def _job(self, job_id: str, tenant: str) -> JobRow | None:
+        row = self.db.execute(
+            "SELECT * FROM jobs WHERE job_id=? AND tenant=?", (job_id, tenant)
+        ).fetchone()
+        return job_row(row) if row else None
+
+    async def document(self, scope: Scope, document_id: str) -> dict[str, Any] | None:
+        rows = await self._call(self._documents, scope, document_id, None, 1, priority=_READ)
+        return rows[0] if rows else None
+
+    async def documents(self, scope: Scope, after: str | None, limit: int) -> list[dict[str, Any]]:
+        return await self._call(self._documents, scope, None, after, limit, priority=_READ)
+
+    def _documents(
+        self, scope: Scope, document_id: str | None, after: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT d.*, j.status AS job_status FROM documents d JOIN jobs j"
+            " ON j.job_id = d.latest_job WHERE d.tenant=? AND d.collection=? AND d.deleted=0"
+        )
+        args: list[Any] = [scope.tenant, scope.collection]
+        if document_id is not None:
+            sql += " AND d.document_id=?"
+            args.append(document_id)
+        if after is not None:
+            sql += " AND d.document_id > ?"
+            args.append(after)
+        sql += " ORDER BY d.document_id LIMIT ?"
+        args.append(limit)
+        return [
+            {
+                "document_id": r["document_id"],
+                "collection": r["collection"],
+                "title": r["title"],
+                "source": r["source"],
+                "metadata": json.loads(r["metadata"]),
+                "version": r["latest_version"],
+                "chars": r["chars"],
+                "chunks": r["chunks"],
+                "job_id": r["latest_job"],
+                "state": doc_state(r["job_status"]),
+                "created_at": r["created_at"],
+                "updated_at": r["updated_at"],
+            }
+            for r in self.db.execute(sql, args)
+        ]
+
+    async def collections(self, tenant: str, limit: int) -> list[str]:
+        """Answered from memory: the active versions know every live, indexed document."""
+        names = {s.collection for s, docs in self.active.items() if s.tenant == tenant and docs}
+        return sorted(names)[:limit]
+
+    async def active_versions(self, scope: Scope, document_ids: Sequence[str]) -> dict[str, str]:
+        """Answered from memory, without a thread hop: this is on every search."""
+        active = self.active.get(scope, {})
+        return {d: v for d in document_ids if (v := active.get(d)) is not None}
+
+    async def counts(self) -> dict[str, int]:
+        return await self._call(self._counts)
+
+    def _counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    # -- deleting --------------------------------------------------------------------------
+    async def delete(self, scope: Scope, document_id: str) -> bool:
+        """Tombstone a document: from this moment on it is never served."""
+        return await self._call(self._delete, scope, document_id, priority=_READ)
+
+    def _delete(self, scope: Scope, document_id: str) -> bool:
+        with self.db:
+            n = self.db.execute(
+                "UPDATE documents SET deleted=1, active_version=NULL, chunks=0, updated_at=?"
+                " WHERE tenant=? AND collection=? AND document_id=? AND deleted=0",
+                (time.time(), scope.tenant, scope.collection, document_id),
+            ).rowcount
+        self.active.get(scope, {}).pop(document_id, None)
+        return n > 0
+
+    # -- the worker's side -----------------------------------------------------------------
+    async def waiting(self, limit: int) -> list[Waiting]:
+        return await self._call(self._waiting, limit)
+
+    def _waiting(self, limit: int) -> list[Waiting]:
+        rows = self.db.execute(
+            "SELECT job_id, tenant, collection, document_id FROM jobs WHERE status='queued'"
+            " ORDER BY seq LIMIT ?",
+            (limit,),
+        )
+        return [Waiting(r[0], (r[1], r[2], r[3])) for r in rows]
+
+    async def claim(
+        self, job_ids: Sequence[str], *, owner: str = "", lock_ttl_s: float = 0.0
+    ) -> list[Claim]:
+        """Start queued jobs; this registry's one process runs them, so no lock is needed."""
+        return await self._call(self._claim, job_ids)
+
+    def _claim(self, job_ids: Sequence[str]) -> list[Claim]:
+        now = time.time()
+        out: list[Claim] = []
+        with self.db:
+            for job_id in job_ids:
+                row = self.db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+                if row is None:
+                    out.append(Claim(job_id, "missing", 0))
+                    continue
+                if row["status"] != "queued":
+                    out.append(Claim(job_id, row["status"], row["tries"]))
+                    continue
+                tries = row["tries"] + 1
+                self.db.execute(
+                    "UPDATE jobs SET status='running', stage='chunking', tries=?, started_at=?"
+                    " WHERE job_id=?",
+                    (tries, now, job_id),
+                )
+                claimed = job_row(row, status="running", stage="chunking", tries=tries)
+                out.append(Claim(job_id, "claimed", tries, claimed))
+                self.queued -= 1
+        return out
+
+    async def requeue(self, jobs: Sequence[JobRow], reason: str) -> int:
+        return await self._call(self._requeue, jobs, reason)
+
+    def _requeue(self, jobs: Sequence[JobRow], reason: str) -> int:
+        n = 0
+        with self.db:
+            for job in jobs:
+                n += self.db.execute(
+                    "UPDATE jobs SET status='queued', stage='queued', error=?"
+                    " WHERE job_id=? AND status='running' AND tries=?",
+                    (reason[:2000], job.job_id, job.tries),
+                ).rowcount
+        self.queued += n
+        return n
+
+    async def progress(self, stage: str, done: dict[str, int], totals: dict[str, int]) -> None:
+        await self._call(self._progress, stage, done, totals)
+
+    def _progress(self, stage: str, done: dict[str, int], totals: dict[str, int]) -> None:
+        with self.db:
+            for job_id, total in totals.items():
+                self.db.execute(
+                    "UPDATE jobs SET chunks_total=?, stage=? WHERE job_id=?", (total, stage, job_id)
+                )
+            for job_id, n in done.items():
+                self.db.execute(
+                    "UPDATE jobs SET chunks_done=?, stage=? WHERE job_id=?", (n, stage, job_id)
+                )
+
+    async def finish(self, jobs: Sequence[tuple[JobRow, int, int]]) -> list[Finalized]:
+        """Make each job's version live if it is still its document's latest; else retire it."""
+        return await self._call(self._finish, jobs)
+
+    def _finish(self, jobs: Sequence[tuple[JobRow, int, int]]) -> list[Finalized]:
+        with self.db:
+            outcomes = [self._finish_one(job, n, tokens, time.time()) for job, n, tokens in jobs]
+        for (job, _, _), outcome in zip(jobs, outcomes, strict=True):
+            if outcome.activated:
+                self.active.setdefault(Scope(job.tenant, job.collection), {})[job.document_id] = (
+                    job.version
+                )
+        return outcomes
+
+    def _finish_one(self, job: JobRow, chunks: int, tokens: int, now: float) -> Finalized:
+        db, key = self.db, (job.tenant, job.collection, job.document_id)
+        doc = db.execute(
+            "SELECT latest_job, latest_version, active_version, deleted FROM documents"
+            " WHERE tenant=? AND collection=? AND document_id=?",
+            key,
+        ).fetchone()
+        alive = doc is not None and not doc["deleted"]
+        current = alive and doc["latest_job"] == job.job_id
+        superseded = doc["latest_version"] if alive and not current else None
+        db.execute(
+            "UPDATE jobs SET status='completed', stage='done', chunks_done=?, chunks_total=?,"
+            " embedding_tokens=?, finished_at=?, superseded_by=? WHERE job_id=?",
+            (chunks, chunks, tokens, now, superseded, job.job_id),
+        )
+        # Stale chunks can exist only if some other job of this document ever ran.
+        others = db.execute(
+            "SELECT 1 FROM jobs WHERE tenant=? AND collection=? AND document_id=? AND job_id != ?"
+            " LIMIT 1",
+            (*key, job.job_id),
+        ).fetchone()
+        if not current:
+            return Finalized(False, doc["active_version"] if alive else None, True)
+        db.execute(
+            "UPDATE documents SET active_version=?, chunks=?, updated_at=?"
+            " WHERE tenant=? AND collection=? AND document_id=?",
+            (job.version, chunks, now, *key),
+        )
+        return Finalized(True, job.version, others is not None)
+
+    async def fail(self, job: JobRow, error: str) -> Finalized:
+        """Record a failure; `keep_version` is the version whose chunks must stay (None: none)."""
+        return await self._call(self._fail, job, error)
+
+    def _fail(self, job: JobRow, error: str) -> Finalized:
+        with self.db:
+            self.db.execute(
+                "UPDATE jobs SET status='failed', stage='done', error=?, finished_at=?"
+                " WHERE job_id=?",
+                (error[:2000], time.time(), job.job_id),
+            )
+            doc = self.db.execute(
+                "SELECT active_version, deleted FROM documents"
+                " WHERE tenant=? AND collection=? AND document_id=?",
+                (job.tenant, job.collection, job.document_id),
+            ).fetchone()
+        keep = None if doc is None or doc["deleted"] else doc["active_version"]
+        return Finalized(False, keep, True)

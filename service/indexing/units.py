@@ -1,0 +1,56 @@
+"""The pipeline's units of work: a job in flight, a batch of chunks, a job's outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Literal
+
+from service.catalog.rows import JobRow
+from service.indexing.chunking import Chunk, chunk_text
+from service.store.base import ChunkPoint, Scope, VectorStore
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a job run ended: recorded `completed`/`failed`, or `retry` (transient, unrecorded)."""
+
+    status: Literal["completed", "failed", "retry"]
+    error: str | None = None
+    retry_after: float | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _Job:
+    row: JobRow
+    total: int = 0
+    done: int = 0
+    embedding_tokens: int = 0  # tokens sent to the dense embedder, for usage and cost
+    closed: bool = False  # finished, failed or abandoned by its caller: chunks are skipped
+    waiter: asyncio.Future[Outcome] | None = None
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.row.tenant, self.row.collection)
+
+
+@dataclass(slots=True)
+class _Batch:
+    items: list[tuple[_Job, Chunk]]
+    points: list[ChunkPoint] = field(default_factory=list)
+
+
+def _chunk_all(jobs: list[_Job]) -> list[tuple[_Job, list[Chunk] | str]]:
+    out: list[tuple[_Job, list[Chunk] | str]] = []
+    for job in jobs:
+        row = job.row
+        try:
+            out.append((job, chunk_text(row.text, row.max_tokens, row.overlap_tokens)))
+        except ValueError as exc:
+            out.append((job, f"chunking failed: {exc}"))
+    return out
+
+
+def _upsert_all(store: VectorStore, by_scope: dict[Scope, list[ChunkPoint]]) -> None:
+    for scope, points in by_scope.items():
+        store.upsert(scope, points)

@@ -1,0 +1,45 @@
+"""How an accepted document reaches the pipeline: the queue contract and its error.
+
+Two queues implement it: `EmbeddedQueue` (jobs in the SQLite catalog, run by this process's
+pipeline) and `ArqQueue` (jobs in the Redis catalog, run by arq workers, inside this process or
+in `python -m workers`). Nothing outside `service.jobs` knows which one runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from service.catalog.base import Accepted, NewDocument
+from service.store.base import Scope
+
+
+class QueueUnavailable(Exception):
+    """The queue did not take the jobs in time; the caller may retry after `retry_after`."""
+
+    def __init__(self, detail: str, *, retry_after: float = 2.0) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class JobQueue(Protocol):
+    """What the API needs from a queue."""
+
+    @property
+    def inflight(self) -> int:
+        """Jobs running in this process (0 when workers run elsewhere)."""
+        ...
+
+    async def accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
+        """Record the documents' jobs durably and queue the new ones; answers promptly or
+        raises `QueueUnavailable` (or the catalog's `RegistryUnavailable`)."""
+        ...
+
+    async def delete_chunks(self, scope: Scope, document_id: str) -> None:
+        """Remove a deleted document's chunks from the store."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...

@@ -1,0 +1,59 @@
+"""What every stream encoder shares: compact JSON, passages, safe event iteration, headers."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from schemas.query import Source
+from service.query.events import AnswerEvent, ErrorEvent
+
+log = logging.getLogger("citeline.streams")
+
+# Streams must reach the client as they are written: no caching, no proxy buffering (nginx).
+NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def fields(event: Any) -> dict[str, Any]:
+    """All of a dataclass event's fields, including ones added after an encoder was written."""
+    if dataclasses.is_dataclass(event) and not isinstance(event, type):
+        return dataclasses.asdict(event)
+    return {}
+
+
+def source_id(source: Source) -> str:
+    return f"{source.document_id}#{source.chunk_id}"
+
+
+def passage(source: Source) -> dict[str, Any]:
+    """What a frontend needs to show and check a cited passage."""
+    return {
+        "n": source.n,
+        "document_id": source.document_id,
+        "chunk_id": source.chunk_id,
+        "title": source.title,
+        "source": source.source,
+        "text": source.text,
+        "start": source.start,
+        "end": source.end,
+        "score": source.score,
+        "metadata": source.metadata,
+    }
+
+
+async def safe_events(events: AsyncIterator[AnswerEvent]) -> AsyncIterator[AnswerEvent]:
+    """The run's events; a failure inside it becomes one final ErrorEvent, so a stream always
+    ends in its format's own error shape."""
+    try:
+        async for event in events:
+            yield event
+    except Exception as exc:  # the stream has started: report in-band, never drop the socket
+        log.exception("stream.failed")
+        yield ErrorEvent(f"the answer stream failed: {type(exc).__name__}")
