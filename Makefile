@@ -20,7 +20,8 @@ $(VENV)/.dev: $(VENV)/.run
 run: $(VENV)/.run
 	$(PY) -m service
 
-# One arq indexing worker (scaled-out mode): needs CITELINE_REDIS_URL (and CITELINE_QDRANT_URL).
+# One arq indexing worker (scaled-out mode): needs CITELINE_QUEUE=arq, CITELINE_REDIS_URL (and
+# CITELINE_QDRANT_URL).
 worker: $(VENV)/.run
 	$(PY) -m workers
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
@@ -21,7 +22,6 @@ MAX_METADATA_JSON_CHARS = 16_384
 
 
 def _check_metadata(value: dict[str, Any]) -> dict[str, Any]:
-    import json
 
     if len(value) > MAX_METADATA_KEYS:
         raise ValueError(f"metadata has more than {MAX_METADATA_KEYS} keys")
@@ -33,5 +33,6 @@ def _check_metadata(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-MetadataValue = str | int | float | bool | None | list[str | int | float | bool]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]  # JSON has no NaN or Infinity
+MetadataValue = str | int | FiniteFloat | bool | None | list[str | int | FiniteFloat | bool]
 Metadata = Annotated[dict[str, MetadataValue], AfterValidator(_check_metadata)]

@@ -9,7 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from schemas.common import CollectionName, DocumentId, Metadata, SourceRef, Title
 from schemas.jobs import JobStatus
 
-DocumentText = Annotated[str, Field(min_length=1, max_length=2_000_000)]
+# Hard caps of the wire format; each deployment's own limits (CITELINE_MAX_DOCUMENT_CHARS,
+# CITELINE_MAX_BATCH_DOCUMENTS) are at most these and are what a request meets (413 past them).
+MAX_DOCUMENT_CHARS = 50_000_000
+MAX_BATCH_DOCUMENTS = 10_000
+
+DocumentText = Annotated[str, Field(min_length=1, max_length=MAX_DOCUMENT_CHARS)]
 
 
 class ChunkingOptions(BaseModel):
@@ -43,7 +48,7 @@ class DocumentIn(BaseModel):
 class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    documents: Annotated[list[DocumentIn], Field(min_length=1, max_length=1000)]
+    documents: Annotated[list[DocumentIn], Field(min_length=1, max_length=MAX_BATCH_DOCUMENTS)]
 
 
 class IndexIn(BaseModel):

@@ -6,8 +6,12 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-FilterValue = Annotated[str, Field(max_length=1024)] | int | float | bool
-FilterKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_\-.]+$")]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+FilterValue = Annotated[str, Field(max_length=1024)] | int | FiniteFloat | bool
+# A metadata key, or a dotted path into nested metadata (no empty segment).
+FilterKey = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*$")
+]
 
 
 class ComparisonFilter(BaseModel):

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.documents import MAX_BATCH_DOCUMENTS, MAX_DOCUMENT_CHARS
 from service.pricing import ModelPrice
 
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -48,8 +49,8 @@ class Settings(BaseSettings):
 
     # Limits: every size and count is bounded.
     max_request_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
-    max_document_chars: Annotated[int, Field(ge=1)] = 2_000_000
-    max_batch_documents: Annotated[int, Field(ge=1, le=10_000)] = 1000
+    max_document_chars: Annotated[int, Field(ge=1, le=MAX_DOCUMENT_CHARS)] = 2_000_000
+    max_batch_documents: Annotated[int, Field(ge=1, le=MAX_BATCH_DOCUMENTS)] = 1000
     max_queued_jobs: Annotated[int, Field(ge=1)] = 100_000
 
     # Pipeline shape.

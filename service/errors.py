@@ -66,11 +66,12 @@ class Unavailable(ServiceError):
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` for routes that can answer these statuses (and 422, 500)."""
+    """OpenAPI `responses=` for routes that can answer these statuses, and those every route
+    can answer: 400 (a body that is not even JSON), 422 (invalid input) and 500."""
     schema = {"application/problem+json": {"schema": Problem.model_json_schema()}}
     return {
         status: {"description": HTTPStatus(status).phrase, "content": schema}
-        for status in sorted({*statuses, 422, 500})
+        for status in sorted({*statuses, 400, 422, 500})
     }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,14 +17,9 @@ import uvicorn
 from service.app import create_app
 from service.config import Settings
 from service.runtime import Runtime
+from tests.redis_server import RedisServer, free_port, run_redis
 
 Overrides = dict[Any, Any]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.01) -> Any:
@@ -129,3 +123,9 @@ def make_server(tmp_path: Path) -> Iterator[Any]:
 def server(make_server: Any) -> LiveServer:
     live: LiveServer = make_server()
     return live
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real Redis of this test's own (see `tests.redis_server`), or a skip saying why."""
+    yield from run_redis(tmp_path)

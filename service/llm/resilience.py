@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 
 from service.llm.base import (
     LLM,
@@ -82,66 +83,94 @@ class ResilientLLM:
     async def stream(
         self, messages: Sequence[ChatMessage], *, max_tokens: int
     ) -> AsyncIterator[LLMEvent]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.deadline_s
+        deadline = asyncio.get_running_loop().time() + self.deadline_s
         failures: list[LLMError] = []
         for position, llm in enumerate(self._chain):
             limiter = self._limiter if position == 0 else None
-            reservation: Reservation | None = None
-            if limiter is not None:
-                try:
-                    reservation = await limiter.acquire(
-                        estimate_prompt_tokens(messages) + max_tokens,
-                        max_wait=max(deadline - loop.time(), 0.0),
-                    )
-                except LLMUnavailable as exc:
-                    exc.model = llm.model
-                    failures.append(exc)
-                    continue
-            events = llm.stream(messages, max_tokens=max_tokens)
-            sent = False
             try:
-                while True:
-                    try:
-                        event = await _next_before(events, deadline, llm.model)
-                    except StopAsyncIteration:
-                        break
-                    if isinstance(event, TextDelta):
-                        sent = True
-                    elif isinstance(event, Usage) and limiter and reservation:
-                        limiter.settle(reservation, event.total_tokens)
-                    yield event
+                reservation = await self._reserve(limiter, messages, max_tokens, deadline)
+            except LLMUnavailable as exc:
+                exc.model = llm.model
+                failures.append(exc)
+                continue
+            attempt = self._attempt(llm, messages, max_tokens, deadline, limiter, reservation)
+            try:
+                async with aclosing(attempt):
+                    async for event in attempt:
+                        yield event
                 return
-            except LLMError as exc:
-                if sent:
-                    if isinstance(exc, LLMStreamBroken):
-                        raise
-                    raise LLMStreamBroken(
-                        f"the answer from {llm.model!r} broke off: {exc}", model=llm.model
-                    ) from exc
-                if limiter and reservation:
-                    limiter.settle(reservation, 0)  # nothing was generated
+            except LLMError as exc:  # raised before the first delta, or LLMStreamBroken
                 if not self._may_fall_back(exc):
                     raise
-                if limiter and isinstance(exc, LLMUnavailable) and exc.retry_after:
-                    limiter.pause(exc.retry_after)
                 failures.append(exc)
-                if position + 1 < len(self._chain):
-                    log.warning(
-                        "llm.fallback",
-                        extra={
-                            "failed_model": llm.model,
-                            "error": str(exc),
-                            "next_model": self._chain[position + 1].model,
-                        },
-                    )
-            finally:
-                # Closes the upstream response when we stop early (our own consumer closed
-                # us, or was cancelled); a no-op when the stream already finished.
-                aclose = getattr(events, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+                self._log_fallback(position, exc)
         raise self._exhausted(failures)
+
+    @staticmethod
+    async def _reserve(
+        limiter: RateLimiter | None,
+        messages: Sequence[ChatMessage],
+        max_tokens: int,
+        deadline: float,
+    ) -> Reservation | None:
+        """The limiter's grant for this call (None without a limiter), within the deadline."""
+        if limiter is None:
+            return None
+        wait = max(deadline - asyncio.get_running_loop().time(), 0.0)
+        return await limiter.acquire(estimate_prompt_tokens(messages) + max_tokens, max_wait=wait)
+
+    @staticmethod
+    async def _attempt(
+        llm: LLM,
+        messages: Sequence[ChatMessage],
+        max_tokens: int,
+        deadline: float,
+        limiter: RateLimiter | None,
+        reservation: Reservation | None,
+    ) -> AsyncGenerator[LLMEvent]:
+        """One model's stream. A failure after the first delta is LLMStreamBroken; one before
+        it is raised as it is, with the reservation returned and a Retry-After applied."""
+        events = llm.stream(messages, max_tokens=max_tokens)
+        sent = False
+        try:
+            while True:
+                try:
+                    event = await _next_before(events, deadline, llm.model)
+                except StopAsyncIteration:
+                    return
+                sent = sent or isinstance(event, TextDelta)
+                if isinstance(event, Usage) and limiter and reservation:
+                    limiter.settle(reservation, event.total_tokens)
+                yield event
+        except LLMError as exc:
+            if sent:
+                if isinstance(exc, LLMStreamBroken):
+                    raise
+                raise LLMStreamBroken(
+                    f"the answer from {llm.model!r} broke off: {exc}", model=llm.model
+                ) from exc
+            if limiter and reservation:
+                limiter.settle(reservation, 0)  # nothing was generated
+            if limiter and isinstance(exc, LLMUnavailable) and exc.retry_after:
+                limiter.pause(exc.retry_after)
+            raise
+        finally:
+            # Closes the upstream response when we stop early (our own consumer closed us, or
+            # was cancelled); a no-op when the stream already finished.
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _log_fallback(self, position: int, exc: LLMError) -> None:
+        if position + 1 < len(self._chain):
+            log.warning(
+                "llm.fallback",
+                extra={
+                    "failed_model": self._chain[position].model,
+                    "error": str(exc),
+                    "next_model": self._chain[position + 1].model,
+                },
+            )
 
     @staticmethod
     def _may_fall_back(exc: LLMError) -> bool:

@@ -39,7 +39,6 @@ class CitationFilter:
         self.valid = frozenset(valid)
         self.cited: list[int] = []  # in order of first use
         self.spans: list[Citation] = []
-        self.removed = 0  # invalid numbers dropped
         self._pending = ""
         self._emitted = 0  # characters emitted so far
 
@@ -70,7 +69,6 @@ class CitationFilter:
             last = match.end()
             numbers = [int(x) for x in match.group(2).split(",")]
             kept = [n for n in dict.fromkeys(numbers) if n in self.valid]
-            self.removed += len(numbers) - len([n for n in numbers if n in self.valid])
             if not kept:
                 continue
             out.append(match.group(1))

@@ -35,6 +35,7 @@ from service.streams.resume import (
     event_id,
     parse_event_id,
 )
+from service.streams.sse import SSE_EVENT_SCHEMA
 from service.streams.ui_message import UI_HEADERS, overflow_frames, ui_frames
 
 router = APIRouter(tags=["chat"])
@@ -43,12 +44,18 @@ STATIC_DIR = FilePath(__file__).resolve().parent.parent / "static"
 STREAM_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {
         "description": "the answer as an AI SDK UI message stream (SSE), or as a v4 data stream",
-        "content": {"text/event-stream": {}, "text/plain": {}},
+        "content": {
+            "text/event-stream": {"schema": SSE_EVENT_SCHEMA},
+            "text/plain": {"schema": {"type": "string"}},
+        },
     },
     **problem_responses(400, 413, 502, 503, 504),
 }
 RESUME_RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {"description": "the rest of the run", "content": {"text/event-stream": {}}},
+    200: {
+        "description": "the rest of the run",
+        "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
+    },
     204: {"description": "no active stream for this chat"},
     **problem_responses(400),
 }
@@ -90,7 +97,7 @@ def ui_response(runs: Runs, run_id: str, after: int, ping_s: float) -> LiveRespo
     return LiveResponse(replay(runs, run_id, after), ping_s=ping_s, headers=UI_HEADERS)
 
 
-@router.post("/api/chat", response_class=LiveResponse, responses=STREAM_RESPONSES)
+@router.post("/api/chat", responses=STREAM_RESPONSES)
 async def chat(
     body: ChatIn,
     asker: AskerDep,
@@ -116,7 +123,7 @@ async def chat(
     return ui_response(runs, run_id, 0, ping_s)
 
 
-@router.get("/api/chat/{chat_id}/stream", response_class=LiveResponse, responses=RESUME_RESPONSES)
+@router.get("/api/chat/{chat_id}/stream", responses=RESUME_RESPONSES)
 async def resume(
     chat_id: Annotated[str, Path(pattern=CHAT_ID_PATTERN)],
     runs: RunsDep,

@@ -12,12 +12,12 @@ from service.errors import Unavailable, problem_responses
 router = APIRouter(tags=["health"])
 
 
-@router.api_route("/healthz", methods=["GET", "HEAD"])
+@router.get("/healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.api_route("/readyz", methods=["GET", "HEAD"], responses=problem_responses(503))
+@router.get("/readyz", responses=problem_responses(503))
 async def readyz(request: Request) -> dict[str, Any]:
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None:
@@ -27,3 +27,8 @@ async def readyz(request: Request) -> dict[str, Any]:
     except RegistryUnavailable:  # Redis is down: writes get 503, but queries are still served
         return {"status": "degraded", "jobs": None, "inflight": runtime.queue.inflight}
     return {"status": "ready", "jobs": jobs, "inflight": runtime.queue.inflight}
+
+
+# HEAD answers like GET without a body (load balancers probe with it); not a separate operation.
+for _path, _endpoint in (("/healthz", healthz), ("/readyz", readyz)):
+    router.add_api_route(_path, _endpoint, methods=["HEAD"], include_in_schema=False)

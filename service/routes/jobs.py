@@ -59,7 +59,6 @@ async def get_job(
 
 @router.get(
     "/jobs/{job_id}/events",
-    response_class=LiveResponse,
     responses={**SSE_RESPONSE, **problem_responses(404, 503)},
 )
 async def job_events(

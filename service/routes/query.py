@@ -115,7 +115,7 @@ async def query(
     return await _collect(events)
 
 
-@router.post("/stream", response_class=LiveResponse, responses={**SSE_RESPONSE, **ANSWER_ERRORS})
+@router.post("/stream", responses={**SSE_RESPONSE, **ANSWER_ERRORS})
 async def stream(
     body: StreamIn, asker: AskerDep, settings: SettingsDep, tenant: TenantDep
 ) -> LiveResponse:

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -55,40 +56,22 @@ class LiveResponse(Response):
         self.init_headers(headers)  # no Content-Length: the body is streamed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        loop = asyncio.get_running_loop()
         streaming = asyncio.current_task()
         assert streaming is not None
-        last_sent = loop.time()
-        finished = gone = False
-
-        async def watch_disconnect() -> None:
-            nonlocal gone
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            if not finished:
-                gone = True
-                streaming.cancel()
-
-        async def ping() -> None:
-            while True:
-                await asyncio.sleep(max(self.ping_s - (loop.time() - last_sent), 0.0))
-                if loop.time() - last_sent >= self.ping_s:
-                    await send({"type": "http.response.body", "body": self.ping, "more_body": True})
-
+        wire = _Wire(send, asyncio.get_running_loop())
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
-        helpers = [asyncio.create_task(watch_disconnect())]
+        helpers = [asyncio.create_task(self._watch_disconnect(receive, wire, streaming))]
         if self.ping_s > 0:
-            helpers.append(asyncio.create_task(ping()))
+            helpers.append(asyncio.create_task(self._ping(wire)))
         try:
             async for frame in self.frames:
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
-                last_sent = loop.time()
-            finished = True
+                await wire.body(frame)
+            wire.finished = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not gone:
+            if not wire.gone:
                 raise  # shutdown, not the client: let it through
             streaming.uncancel()
             log.info("stream.client_gone")
@@ -101,3 +84,36 @@ class LiveResponse(Response):
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()
+
+    @staticmethod
+    async def _watch_disconnect(
+        receive: Receive, wire: _Wire, streaming: asyncio.Task[Any]
+    ) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if not wire.finished:
+            wire.gone = True
+            streaming.cancel()
+
+    async def _ping(self, wire: _Wire) -> None:
+        while True:
+            await asyncio.sleep(max(self.ping_s - wire.silent_s(), 0.0))
+            if wire.silent_s() >= self.ping_s:
+                await wire.body(self.ping)  # a ping is traffic: the next is due an interval on
+
+
+class _Wire:
+    """One response's send side: when it last sent, and how it ended."""
+
+    def __init__(self, send: Send, loop: asyncio.AbstractEventLoop) -> None:
+        self.send, self.loop = send, loop
+        self.last_sent = loop.time()
+        self.finished = False  # every frame went out
+        self.gone = False  # the client disconnected first
+
+    async def body(self, frame: bytes) -> None:
+        await self.send({"type": "http.response.body", "body": frame, "more_body": True})
+        self.last_sent = self.loop.time()
+
+    def silent_s(self) -> float:
+        return self.loop.time() - self.last_sent

@@ -18,11 +18,20 @@ from service.query.events import (
 from service.streams.common import NO_BUFFERING, dumps, safe_events
 from service.streams.live import LiveResponse, sse_frame
 
-# OpenAPI: what a streaming route's 200 is.
+# OpenAPI: what a streaming route's 200 is; the schema is that of one event.
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "data": {"type": "string", "description": "JSON, or [DONE] as the last event"},
+    },
+    "required": ["data"],
+}
 SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "JSON, or with streaming a text/event-stream ending in `data: [DONE]`",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
     }
 }
 

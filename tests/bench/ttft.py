@@ -109,104 +109,109 @@ def index_paragraphs(server: ServerProcess, docs: list[dict[str, str]]) -> float
     return time.perf_counter() - started
 
 
-async def measure(
-    stub: RemoteStub, server: ServerProcess, questions: list[str], sequential: int, rounds: int
+async def warm_up(
+    stub: RemoteStub, stub_probe: StreamProbe, citeline: StreamProbe, questions: list[str]
+) -> tuple[list[bytes], list[int]]:
+    """Warm-up through citeline; its requests to the stub become the baseline's bodies."""
+    stub.reset()
+    for q in questions[:30]:
+        await citeline_ttft(citeline, q)
+    sent = [r.body for r in stub.requests("/v1/chat/completions") if r.body]
+    bodies = [json.dumps(b).encode() for b in sent]
+    if not bodies:
+        raise RuntimeError("citeline sent no chat request to the stub during warm-up")
+    for body in bodies[:10]:
+        await baseline_ttft(stub_probe, body)
+    prompt_chars = [sum(len(str(m.get("content", ""))) for m in b["messages"]) for b in sent]
+    return bodies, prompt_chars
+
+
+async def one_client(
+    stub: RemoteStub,
+    stub_probe: StreamProbe,
+    citeline: StreamProbe,
+    questions: list[str],
+    bodies: list[bytes],
+    sequential: int,
 ) -> dict[str, Any]:
-    stub_probe, citeline = StreamProbe(stub.base_url), StreamProbe(server.url)
-    try:
-        # Warm-up through citeline; its requests to the stub become the baseline's bodies.
-        stub.reset()
-        warmup = questions[:30]
-        for q in warmup:
-            await citeline_ttft(citeline, q)
-        sent = [r.body for r in stub.requests("/v1/chat/completions") if r.body]
-        bodies = [json.dumps(b).encode() for b in sent]
-        if not bodies:
-            raise RuntimeError("citeline sent no chat request to the stub during warm-up")
-        for body in bodies[:10]:
-            await baseline_ttft(stub_probe, body)
-        prompt_chars = [sum(len(str(m.get("content", ""))) for m in b["messages"]) for b in sent]
-
-        # One client, interleaved pairs.
-        stub.reset()
-        base_s: list[float] = []
-        cite_s: list[float] = []
-        src_s: list[float] = []
-        diff_s: list[float] = []
-        seq_errors = 0
-        for i in range(sequential):
-            try:
-                b = await baseline_ttft(stub_probe, bodies[i % len(bodies)])
-                s, d = await citeline_ttft(citeline, questions[i % len(questions)])
-            except (OSError, asyncio.IncompleteReadError, ProbeError, StreamError) as exc:
-                seq_errors += 1
-                log(f"sequential request {i}: {exc!r}")
-                continue
-            base_s.append(b)
-            cite_s.append(d)
-            src_s.append(s)
-            diff_s.append(d - b)
-        # citeline's requests come from the openai SDK, the baseline's carry no user agent.
-        llm_calls = sum(
-            1
-            for r in stub.requests("/v1/chat/completions")
-            if "openai"
-            in {k.lower(): v for k, v in r.headers.items()}.get("user-agent", "").lower()
-        )
-
-        # 50 concurrent streams, citeline rounds and baseline rounds apart.
-        async def gather(make: Callable[[int], Any]) -> tuple[list[Any], int]:
-            results = await asyncio.gather(
-                *(make(k) for k in range(CONCURRENCY)), return_exceptions=True
-            )
-            ok = [x for x in results if not isinstance(x, BaseException)]
-            for x in results:
-                if isinstance(x, BaseException):
-                    log(f"concurrent request failed: {x!r}")
-            return ok, len(results) - len(ok)
-
-        conc_cite: list[float] = []
-        conc_src: list[float] = []
-        conc_base: list[float] = []
-        cite_errors = base_errors = 0
-        round_walls: list[float] = []
-        for rnd in range(rounds):
-            offset = rnd * CONCURRENCY
-
-            def cite(k: int, o: int = offset) -> Awaitable[tuple[float, float]]:
-                return citeline_ttft(citeline, questions[(o + k) % len(questions)])
-
-            def base(k: int, o: int = offset) -> Awaitable[float]:
-                return baseline_ttft(stub_probe, bodies[(o + k) % len(bodies)])
-
-            t0 = time.perf_counter()
-            ok, errs = await gather(cite)
-            round_walls.append(time.perf_counter() - t0)
-            conc_src += [s for s, _ in ok]
-            conc_cite += [d for _, d in ok]
-            cite_errors += errs
-            ok_b, errs_b = await gather(base)
-            conc_base += ok_b
-            base_errors += errs_b
-
-    finally:
-        await stub_probe.aclose()
-        await citeline.aclose()
-
-    def p95_ms(xs: list[float]) -> float | None:
-        return latency_ms(xs).get("p95")
-
-    one = {
+    """One client, interleaved pairs: the stub directly, then through citeline."""
+    stub.reset()
+    base_s: list[float] = []
+    cite_s: list[float] = []
+    src_s: list[float] = []
+    diff_s: list[float] = []
+    errors = 0
+    for i in range(sequential):
+        try:
+            b = await baseline_ttft(stub_probe, bodies[i % len(bodies)])
+            s, d = await citeline_ttft(citeline, questions[i % len(questions)])
+        except (OSError, asyncio.IncompleteReadError, ProbeError, StreamError) as exc:
+            errors += 1
+            log(f"sequential request {i}: {exc!r}")
+            continue
+        base_s.append(b)
+        cite_s.append(d)
+        src_s.append(s)
+        diff_s.append(d - b)
+    # citeline's requests come from the openai SDK, the baseline's carry no user agent.
+    llm_calls = sum(
+        1
+        for r in stub.requests("/v1/chat/completions")
+        if "openai" in {k.lower(): v for k, v in r.headers.items()}.get("user-agent", "").lower()
+    )
+    return {
         "requests": sequential,
         "baseline_ttft_ms": latency_ms(base_s),
         "citeline_ttft_ms": latency_ms(cite_s),
         "citeline_time_to_sources_ms": latency_ms(src_s),
         "overhead_ms": latency_ms(diff_s),
-        "errors": seq_errors,
+        "errors": errors,
         "citeline_llm_calls": llm_calls,
     }
-    cite95, base95 = p95_ms(conc_cite), p95_ms(conc_base)
-    many = {
+
+
+async def _gather(make: Callable[[int], Any]) -> tuple[list[Any], int]:
+    results = await asyncio.gather(*(make(k) for k in range(CONCURRENCY)), return_exceptions=True)
+    ok = [x for x in results if not isinstance(x, BaseException)]
+    for x in results:
+        if isinstance(x, BaseException):
+            log(f"concurrent request failed: {x!r}")
+    return ok, len(results) - len(ok)
+
+
+async def concurrent(
+    stub_probe: StreamProbe,
+    citeline: StreamProbe,
+    questions: list[str],
+    bodies: list[bytes],
+    rounds: int,
+) -> dict[str, Any]:
+    """CONCURRENCY streams at once, citeline rounds and baseline rounds apart."""
+    conc_cite: list[float] = []
+    conc_src: list[float] = []
+    conc_base: list[float] = []
+    cite_errors = base_errors = 0
+    round_walls: list[float] = []
+    for rnd in range(rounds):
+        offset = rnd * CONCURRENCY
+
+        def cite(k: int, o: int = offset) -> Awaitable[tuple[float, float]]:
+            return citeline_ttft(citeline, questions[(o + k) % len(questions)])
+
+        def base(k: int, o: int = offset) -> Awaitable[float]:
+            return baseline_ttft(stub_probe, bodies[(o + k) % len(bodies)])
+
+        t0 = time.perf_counter()
+        ok, errs = await _gather(cite)
+        round_walls.append(time.perf_counter() - t0)
+        conc_src += [s for s, _ in ok]
+        conc_cite += [d for _, d in ok]
+        cite_errors += errs
+        ok_b, errs_b = await _gather(base)
+        conc_base += ok_b
+        base_errors += errs_b
+    cite95, base95 = latency_ms(conc_cite).get("p95"), latency_ms(conc_base).get("p95")
+    return {
         "streams": CONCURRENCY,
         "rounds": rounds,
         "baseline_ttft_ms": latency_ms(conc_base),
@@ -217,6 +222,19 @@ async def measure(
         "errors": cite_errors,
         "baseline_errors": base_errors,
     }
+
+
+async def measure(
+    stub: RemoteStub, server: ServerProcess, questions: list[str], sequential: int, rounds: int
+) -> dict[str, Any]:
+    stub_probe, citeline = StreamProbe(stub.base_url), StreamProbe(server.url)
+    try:
+        bodies, prompt_chars = await warm_up(stub, stub_probe, citeline, questions)
+        one = await one_client(stub, stub_probe, citeline, questions, bodies, sequential)
+        many = await concurrent(stub_probe, citeline, questions, bodies, rounds)
+    finally:
+        await stub_probe.aclose()
+        await citeline.aclose()
     return {
         "one_client": one,
         "concurrent": many,

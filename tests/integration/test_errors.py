@@ -106,3 +106,39 @@ def test_bad_setting_fails_at_start_naming_it(tmp_path: Any) -> None:
         [sys.executable, "-m", "service"], env=env, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode != 0 and "CITELINE_PORT" in proc.stderr
+
+
+def test_the_settings_are_the_one_source_of_every_size_limit(make_server: Any) -> None:
+    """Raised limits take effect (the schema does not cap them lower); lowered ones answer 413."""
+    raised = make_server(
+        max_document_chars=2_500_000, max_batch_documents=1200, max_request_bytes=20_000_000
+    )
+    with raised.client() as c:
+        big = c.post("/v1/documents", json={"text": "lava " * 480_000})  # 2.4 M characters
+        assert big.status_code == 202, big.text
+        many = c.post(
+            "/v1/documents/batch", json={"documents": [{"text": f"d {i}"} for i in range(1100)]}
+        )
+        assert many.status_code == 202, many.text
+        over = c.post(
+            "/v1/documents/batch", json={"documents": [{"text": f"e {i}"} for i in range(1201)]}
+        )
+        body = assert_problem(over, 413)
+        assert "CITELINE_MAX_BATCH_DOCUMENTS" in body["detail"]
+    lowered = make_server(max_document_chars=100)
+    with lowered.client() as c:
+        body = assert_problem(c.post("/v1/documents", json={"text": "x" * 101}), 413)
+        assert "CITELINE_MAX_DOCUMENT_CHARS" in body["detail"]
+
+
+def test_limits_above_the_wire_caps_are_refused_at_start(tmp_path: Any) -> None:
+    env = {
+        **os.environ,
+        "CITELINE_DATA_DIR": str(tmp_path),
+        "CITELINE_MAX_BATCH_DOCUMENTS": "20000",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "service"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode != 0 and "CITELINE_MAX_BATCH_DOCUMENTS" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -7,10 +7,7 @@ Runs against the in-memory buffer and against a real `redis-server` started on a
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,37 +15,17 @@ import pytest
 
 from service.errors import Unavailable
 from service.streams.resume import MemoryRunBuffer
-from tests.conftest import free_port, wait_until
+from tests.conftest import wait_until
 from tests.integration.corpus import post_all
 from tests.integration.faults import Gate, transformed
+from tests.redis_server import RedisServer
 
 QUESTION = "Which volcano in Sicily is most active?"
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (Debian package redis-server)")
-    port = free_port()
-    workdir: Path = tmp_path_factory.mktemp("redis")
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-
-    def answers() -> bool:
-        import redis
-
-        try:
-            return bool(redis.Redis.from_url(url).ping())
-        except redis.ConnectionError:
-            return proc.poll() is not None  # exited: stop waiting, fail below
-
-    wait_until(answers, timeout=20)
-    assert proc.poll() is None, "redis-server exited"
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
 
 
 @pytest.fixture(params=["memory", "redis"])

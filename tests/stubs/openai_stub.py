@@ -261,6 +261,8 @@ def spawn_stub(*args: str, timeout: float = 20.0) -> Iterator[RemoteStub]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.workers.conftest import RedisServer
 from tests.integration.workers.helpers import (
     SCOPE,
     expected_chunk_ids,
@@ -23,6 +22,7 @@ from tests.integration.workers.helpers import (
     wait_jobs,
     worker_env,
 )
+from tests.redis_server import RedisServer
 from tests.stubs.openai_stub import StubServer
 
 DIM = 16

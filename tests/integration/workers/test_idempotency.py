@@ -13,8 +13,8 @@ import pytest
 from service.indexing.chunking import chunk_text
 from service.store.base import point_id
 from tests.conftest import wait_until
-from tests.integration.workers.conftest import RedisServer
 from tests.integration.workers.helpers import SCOPE, WORDS, scaled_server
+from tests.redis_server import RedisServer
 from tests.stubs.openai_stub import StubServer
 
 DIM = 16

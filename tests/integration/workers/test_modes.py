@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from service.config import SettingsError, load_settings
-from tests.integration.workers.conftest import RedisServer
 from tests.integration.workers.helpers import REPO, start_worker, stop, worker_env
+from tests.redis_server import RedisServer
 
 
 def test_external_workers_with_an_embedded_store_are_refused() -> None:

@@ -10,8 +10,8 @@ import httpx
 
 from tests.conftest import wait_until
 from tests.integration.corpus import DOCS, post_all
-from tests.integration.workers.conftest import RedisServer
 from tests.integration.workers.helpers import scaled_server
+from tests.redis_server import RedisServer
 
 
 def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[httpx.Response, float]:

@@ -12,8 +12,8 @@ import pytest
 from service.catalog.base import NewDocument
 from service.jobs.arq_queue import reconcile
 from tests.conftest import wait_until
-from tests.integration.workers.conftest import RedisServer
 from tests.integration.workers.helpers import SCOPE, scaled_server
+from tests.redis_server import RedisServer
 from tests.stubs.openai_stub import StubServer
 
 DIM = 16

@@ -111,3 +111,20 @@ async def test_a_cancellation_from_outside_goes_through() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert frames.closed
+
+
+async def test_pings_are_paced_one_per_interval_of_silence() -> None:
+    """A ping is itself traffic: the next one is due a whole interval later, not at once."""
+    frames = Frames()
+    client = Client()
+    response = LiveResponse(frames.run(), ping_s=0.05, ping=SSE_PING)
+    task = asyncio.create_task(response({"type": "http"}, client.receive, client.send))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await client.until(lambda: client.bodies().count(SSE_PING) >= 3)
+    elapsed = loop.time() - started
+    pings = client.bodies().count(SSE_PING)
+    frames.release.set()
+    await task
+    assert elapsed >= 3 * 0.05 * 0.9  # three intervals of silence for three pings
+    assert pings == 3

@@ -1,6 +1,6 @@
-"""A real Redis for the scaled-out tests: CITELINE_TEST_REDIS_URL if set (its database is
-flushed), else a `redis-server` started on a free port, else a testcontainers Redis when a
-Docker engine answers, else the test is skipped with the reason."""
+"""A real Redis for tests (the `redis_server` fixture): CITELINE_TEST_REDIS_URL if set (its
+database is flushed), else a `redis-server` started on a free port, else a testcontainers Redis
+when a Docker engine answers, else the test is skipped with the reason."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
-
-from tests.conftest import free_port, wait_until
 
 
 @dataclass
@@ -63,8 +64,21 @@ def _docker_redis() -> Iterator[RedisServer] | None:
     return run()
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_until(predicate: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.01)
+
+
+def run_redis(tmp_path: Path) -> Iterator[RedisServer]:
     url = os.environ.get("CITELINE_TEST_REDIS_URL")
     if url:
         if not _answers(url):
@@ -89,7 +103,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = RedisServer(f"redis://127.0.0.1:{port}/0", proc)
     try:
-        wait_until(lambda: proc.poll() is not None or _answers(server.url), timeout=10)
+        _wait_until(lambda: proc.poll() is not None or _answers(server.url), timeout=10)
         assert proc.poll() is None, "redis-server exited at start"
         yield server
     finally:
