@@ -13,4 +13,5 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     instance: str | None = None
+    request_id: str | None = None
     errors: list[dict[str, Any]] | None = None

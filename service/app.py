@@ -14,6 +14,7 @@ from schemas.documents import BatchIn
 from service.config import Settings, load_settings
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimit
+from service.request_context import RequestContext
 from service.routes import chat, documents, health, jobs, openai_compat, query
 from service.runtime import Runtime
 
@@ -47,16 +48,21 @@ def create_app(
     app.dependency_overrides.update(dependency_overrides or {})
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    if settings.cors_origin_list:  # added last, so outermost: errors get CORS headers too
+    if settings.cors_origin_list:  # outside the others: errors get CORS headers too
         app.add_middleware(
             chat.ProblemCORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_credentials=settings.cors_allow_credentials,
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["authorization", "content-type", "last-event-id"],
-            expose_headers=["x-vercel-ai-ui-message-stream", "x-vercel-ai-data-stream"],
+            expose_headers=[
+                "x-vercel-ai-ui-message-stream",
+                "x-vercel-ai-data-stream",
+                "x-request-id",
+            ],
             max_age=600,
         )
+    app.add_middleware(RequestContext)  # outermost: every response, CORS refusals too, has an id
     for module in (health, documents, jobs, query, chat, openai_compat):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=chat.STATIC_DIR), name="static")

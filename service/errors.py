@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from schemas.errors import Problem
 from service.catalog.base import RegistryUnavailable
 from service.jobs.base import QueueUnavailable
+from service.request_context import request_id
 from service.store.base import StoreError
 
 log = logging.getLogger("citeline")
@@ -93,6 +94,8 @@ def problem(
         body["detail"] = detail
     if instance:
         body["instance"] = instance
+    if rid := request_id():
+        body["request_id"] = rid  # the key to this request's lines in the server log
     if errors is not None:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
