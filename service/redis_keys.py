@@ -11,6 +11,7 @@ Catalog (`service.catalog.redis_registry`; its Lua scripts build the same names)
   cl:active:<scope>               hash: document id -> served version (what search filters on)
   cl:collections:<tenant>         set: collections the tenant ever wrote to
   cl:counts                       hash: job status -> count
+  cl:seq                          counter: the order jobs were accepted in
   cl:open                         set: ids of jobs that are queued or running
 Jobs (`service.jobs`):
   citeline:index                  arq's queue (and arq's own keys under its prefixes)

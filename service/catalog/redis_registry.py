@@ -176,15 +176,16 @@ class RedisRegistry:
                     pipe.hmget(keys.job_key(job_id), list(self._WAITING_FIELDS))
                 rows = await pipe.execute()
         found = [
-            (float(created), Waiting(job_id, (tenant, collection, document_id)))
-            for job_id, (status, created, tenant, collection, document_id) in zip(
+            (int(seq or 0), Waiting(job_id, (tenant, collection, document_id)))
+            for job_id, (status, seq, tenant, collection, document_id) in zip(
                 ids, rows, strict=True
             )
             if status == "queued"
         ]
         return [w for _, w in sorted(found, key=lambda f: f[0])[:limit]]
 
-    _WAITING_FIELDS = ("status", "created_at", "tenant", "collection", "document_id")
+    # `seq` orders jobs accepted within one script call (they share `created_at`).
+    _WAITING_FIELDS = ("status", "seq", "tenant", "collection", "document_id")
 
     async def claim(
         self, job_ids: Sequence[str], *, owner: str = "", lock_ttl_s: float = 0.0

@@ -41,7 +41,8 @@ for i, x in ipairs(cjson.decode(ARGV[2])) do
     end
     redis.call('HSET', jkey, 'job_id', job_id, 'tenant', t, 'collection', c,
       'document_id', d, 'version', v, 'status', 'queued', 'stage', 'queued',
-      'chunks_done', 0, 'tries', 0, 'created_at', now, 'text', x[5], 'title', x[6],
+      'chunks_done', 0, 'tries', 0, 'created_at', now, 'seq', redis.call('INCR', 'cl:seq'),
+      'text', x[5], 'title', x[6],
       'source', x[7], 'metadata', x[8], 'max_tokens', x[9], 'overlap_tokens', x[10])
     redis.call('HINCRBY', 'cl:counts', 'queued', 1)
     redis.call('SADD', 'cl:open', job_id)
