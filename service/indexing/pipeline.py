@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
@@ -63,6 +64,7 @@ class Pipeline:
         # Upserts and clean-up deletes of the same document must not interleave.
         self._store_lock = asyncio.Lock()
         self._waiting: set[_Job] = set()
+        self._stopping = threading.Event()  # read by the chunking thread
 
     def backlog(self) -> dict[str, int]:
         """What waits before each stage now: jobs to chunk, chunks to embed, batches to store."""
@@ -107,6 +109,7 @@ class Pipeline:
         return waiter.result()
 
     async def stop(self) -> None:
+        self._stopping.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -127,7 +130,7 @@ class Pipeline:
                 jobs.append(self._jobs.get_nowait())
             jobs = [j for j in jobs if not j.closed]
             started = time.perf_counter()
-            chunked = await asyncio.to_thread(_chunk_all, jobs)
+            chunked = await asyncio.to_thread(_chunk_all, jobs, self._stopping)
             metrics.INGEST_STAGE.labels("chunk").observe(time.perf_counter() - started)
             totals: dict[str, int] = {}
             empty: list[_Job] = []

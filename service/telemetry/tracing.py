@@ -22,13 +22,15 @@ if TYPE_CHECKING:
 __all__ = ["carrier", "enabled", "request_span", "setup", "span", "start_span", "use"]
 
 _tracer: Tracer | None = None
+_provider: TracerProvider | None = None
 _capture_content = False
 MISSING_EXTRA = "CITELINE_OTEL_ENABLED=true needs OpenTelemetry: pip install 'citeline[otel]'"
 
 
 def use(provider: TracerProvider | None, *, capture_content: bool = False) -> None:
     """Trace into `provider` (None: stop tracing). Tests pass one with an in-memory exporter."""
-    global _tracer, _capture_content
+    global _tracer, _provider, _capture_content
+    _provider = provider
     _tracer = provider.get_tracer("citeline") if provider is not None else None
     _capture_content = capture_content
 
@@ -47,6 +49,12 @@ def setup(enabled_: bool, capture_content: bool) -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": "citeline"}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     use(provider, capture_content=capture_content)
+
+
+def shutdown() -> None:
+    """Export what is still buffered (at exit)."""
+    if _provider is not None:
+        _provider.shutdown()
 
 
 def enabled() -> bool:
