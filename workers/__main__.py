@@ -41,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         dsn = RedisSettings.from_dsn(settings.redis_url)
         return asyncio.run(async_check_health(dsn, health_check_key(), QUEUE_NAME))
     # Imported here, not above: the health probe must start fast.
-    from service.jobs.arq_job import worker_options
-    from service.jobs.arq_queue import arq_redis
     from prometheus_client import start_http_server
 
+    from service.jobs.arq_job import worker_options
+    from service.jobs.arq_queue import arq_redis
     from service.telemetry import tracing
     from service.telemetry.metrics import REGISTRY
     from workers.resources import WORKER_REDIS_TIMEOUT_S, shutdown, startup
