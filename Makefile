@@ -42,6 +42,9 @@ bench: $(VENV)/.dev
 	$(PY) -m tests.bench.encoders
 	$(PY) -m tests.bench.queue --data $(DATA)
 	$(PY) -m tests.bench.ttft --data $(DATA)
+	$(PY) -m tests.bench.overhead
+	$(PY) -m tests.bench.load --data $(DATA)
+	$(PY) -m tests.bench.backup --data $(DATA)
 
 # arq workers (1 and 2) against the inline queue; needs redis-server on PATH.
 bench-queue: $(VENV)/.dev

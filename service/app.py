@@ -14,9 +14,12 @@ from schemas.documents import BatchIn
 from service.config import Settings, load_settings
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimit
+from service.ops.gate import Drain, Gate
+from service.ops.http import Observe
 from service.request_context import RequestContext
-from service.routes import chat, documents, health, jobs, openai_compat, query
+from service.routes import chat, documents, health, jobs, openai_compat, ops, query
 from service.runtime import Runtime
+from service.telemetry import metrics
 
 # Request bodies read by a dependency rather than a parameter, so FastAPI does not see them.
 _EXTRA_SCHEMAS = (BatchIn,)
@@ -29,6 +32,8 @@ def create_app(
 ) -> FastAPI:
     """The app; `dependency_overrides` (of `service.deps` functions) is the test seam."""
     settings = settings or load_settings()
+    metrics.configure(settings.metrics_tenant_labels)
+    drain = Drain()  # `service.ops.server` drains it on SIGTERM before the lifespan ends
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,7 +42,7 @@ def create_app(
         try:
             yield
         finally:
-            await runtime.close()
+            await runtime.close(wait_s=drain.remaining_s())  # jobs: the rest of the grace
 
     app = FastAPI(
         title="citeline",
@@ -45,9 +50,16 @@ def create_app(
         summary="Answers grounded in your documents, with citations you can check.",
         lifespan=lifespan,
     )
+    app.state.drain = drain
     app.dependency_overrides.update(dependency_overrides or {})
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    limits = {
+        "answer": settings.max_inflight_answers,
+        "search": settings.max_inflight_searches,
+        "ingest": settings.max_inflight_ingest,
+    }
+    app.add_middleware(Gate, limits=limits, drain=drain)
     if settings.cors_origin_list:  # outside the others: errors get CORS headers too
         app.add_middleware(
             chat.ProblemCORSMiddleware,
@@ -62,9 +74,13 @@ def create_app(
             ],
             max_age=600,
         )
+    app.add_middleware(Observe, metrics=settings.metrics_enabled, access_log=settings.access_log)
     app.add_middleware(RequestContext)  # outermost: every response, CORS refusals too, has an id
     for module in (health, documents, jobs, query, chat, openai_compat):
         app.include_router(module.router)
+    if settings.metrics_enabled:
+        app.include_router(ops.metrics_router)
+    app.include_router(ops.admin_router)
     app.mount("/static", StaticFiles(directory=chat.STATIC_DIR), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

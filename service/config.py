@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.documents import MAX_BATCH_DOCUMENTS, MAX_DOCUMENT_CHARS
@@ -222,6 +222,30 @@ class Settings(BaseSettings):
         return self
 
     # --- Scaled-out indexing (end) ---
+
+    # --- Operations (begin) --- logs, metrics, traces, admission, shutdown, backups.
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = True  # one `http.request` line per request (INFO), with its context
+    metrics_enabled: bool = True  # GET /metrics (Prometheus text)
+    # Bearer token for /metrics and the admin routes; unset: /metrics is open, admin refused.
+    metrics_token: SecretStr | None = None
+    # Tenant label on per-tenant metrics: the first N tenants seen get their own value, the
+    # rest share "other"; 0 (default): no tenant values at all (label "-").
+    metrics_tenant_labels: Annotated[int, Field(ge=0, le=1000)] = 0
+    worker_metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None  # python -m workers
+    otel_enabled: bool = False  # OpenTelemetry spans (pip install 'citeline[otel]'), OTLP export
+    otel_capture_content: bool = False  # prompts and answers as span attributes (off: private)
+    shutdown_grace_s: Annotated[float, Field(ge=0, le=3600)] = 10.0  # answers finish; then ended
+    # Requests in flight per kind; beyond, 503 + Retry-After at once instead of a queue.
+    max_inflight_answers: Annotated[int, Field(ge=1, le=100_000)] = 128
+    max_inflight_searches: Annotated[int, Field(ge=1, le=100_000)] = 128
+    max_inflight_ingest: Annotated[int, Field(ge=1, le=100_000)] = 64
+
+    @property
+    def metrics_bearer(self) -> str | None:
+        return self.metrics_token.get_secret_value() if self.metrics_token else None
+
+    # --- Operations (end) ---
 
     @model_validator(mode="before")
     @classmethod

@@ -2,6 +2,8 @@
 
 ServiceError                raised by routes and use cases
 ├── BadRequest (400)        input that validates but cannot be served (e.g. a bad filter value)
+├── Unauthorized (401)      a route's bearer token is missing or wrong
+├── Forbidden (403)         a route that the settings turned off
 ├── NotFound (404)          unknown document or job
 ├── PayloadTooLarge (413)   request body or document over a configured limit
 └── Unavailable (503)       a dependency is down or saturated; carries Retry-After
@@ -49,6 +51,17 @@ class ServiceError(Exception):
 
 class BadRequest(ServiceError):
     status, title = 400, "Bad Request"
+
+
+class Unauthorized(ServiceError):
+    status, title = 401, "Unauthorized"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(ServiceError):
+    status, title = 403, "Forbidden"
 
 
 class NotFound(ServiceError):

@@ -28,6 +28,7 @@ from service.query.llm_answerer import LLMAnswerer
 from service.query.retrieval import Retriever
 from service.store.base import VectorStore
 from service.streams.resume import Runs, build_runs
+from service.telemetry.llm import LLMTelemetry
 
 log = logging.getLogger("citeline")
 
@@ -63,7 +64,8 @@ class Runtime:
         store = await asyncio.to_thread(build_store, settings)
         sparse = build_sparse(settings)
         registry, queue = await open_jobs(settings, store, sparse, dense)
-        llm = build_llm(settings)  # once per process: its rate limiter is shared by all requests
+        # Once per process: its rate limiter is shared by all requests.
+        llm = build_llm(settings, LLMTelemetry())
         answerer: Answerer = (
             LLMAnswerer(llm, max_answer_tokens=settings.llm_max_answer_tokens)
             if llm is not None
@@ -98,9 +100,10 @@ class Runtime:
         log.info("runtime.started", extra={"queued_jobs": registry.queued})
         return runtime
 
-    async def close(self) -> None:
+    async def close(self, wait_s: float | None = None) -> None:
+        """Close everything; running jobs get `wait_s` to finish (None: the queue's default)."""
         await self.runs.close()
-        await self.queue.stop()
+        await self.queue.stop(wait_s)
         if self.dense is not None:
             await self.dense.aclose()
         if self.llm is not None:

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from service.config import load_settings
 from service.jobs.arq_names import health_check_key
 from service.redis_keys import QUEUE_NAME
+from service.telemetry import logs
 
 log = logging.getLogger("citeline.worker")
 
@@ -28,10 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 0 if this host's worker is up")
     args = parser.parse_args(argv)
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logs.configure(settings.log_level, settings.log_format)
     if settings.queue != "arq":
         print(
             "citeline worker: set CITELINE_QUEUE=arq and CITELINE_REDIS_URL (the queue's Redis)",
@@ -43,10 +41,17 @@ def main(argv: list[str] | None = None) -> int:
         dsn = RedisSettings.from_dsn(settings.redis_url)
         return asyncio.run(async_check_health(dsn, health_check_key(), QUEUE_NAME))
     # Imported here, not above: the health probe must start fast.
+    from prometheus_client import start_http_server
+
     from service.jobs.arq_job import worker_options
     from service.jobs.arq_queue import arq_redis
+    from service.telemetry import tracing
+    from service.telemetry.metrics import REGISTRY
     from workers.resources import WORKER_REDIS_TIMEOUT_S, shutdown, startup
 
+    tracing.setup(settings.otel_enabled, settings.otel_capture_content)
+    if settings.worker_metrics_port is not None:  # Prometheus text on /metrics of this port
+        start_http_server(settings.worker_metrics_port, registry=REGISTRY)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     worker = Worker(

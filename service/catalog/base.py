@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from service.catalog.rows import JobRow
@@ -159,6 +160,11 @@ class JobRegistry(Protocol):
         ...
 
     async def counts(self) -> dict[str, int]: ...
+
+    async def backup(self, path: Path) -> bool:
+        """Write a consistent copy to the new file `path`; False where the registry lives in a
+        server with its own backups (Redis)."""
+        ...
 
     async def delete(self, scope: Scope, document_id: str) -> bool:
         """Tombstone a document: from this moment on it is never served."""

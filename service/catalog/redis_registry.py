@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -292,6 +293,9 @@ class RedisRegistry:
         counts = {k: int(v) for k, v in raw.items() if int(v) > 0}
         self.queued = counts.get("queued", 0)
         return counts
+
+    async def backup(self, path: Path) -> bool:
+        return False  # Redis has its own: RDB snapshots or the append-only file (README)
 
     async def collections(self, tenant: str, limit: int) -> list[str]:
         async with self._guard("collections"):

@@ -322,6 +322,18 @@ class SqliteRegistry:
     async def counts(self) -> dict[str, int]:
         return await self._call(self._counts)
 
+    async def backup(self, path: Path) -> bool:
+        """SQLite's online backup, on the registry's own thread: no write can interleave."""
+        await self._call(self._backup, path, priority=_READ)
+        return True
+
+    def _backup(self, path: Path) -> None:
+        copy = sqlite3.connect(path)
+        try:
+            self.db.backup(copy)
+        finally:
+            copy.close()
+
     def _counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
         return {r[0]: r[1] for r in rows}

@@ -82,6 +82,8 @@ class OpenAIEmbedder:
     (max_retries + 1) × timeout plus backoff. `api_key=None` falls back to OPENAI_API_KEY.
     """
 
+    provider = "openai"  # for metrics and spans
+
     def __init__(
         self,
         *,

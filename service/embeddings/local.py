@@ -96,6 +96,8 @@ class LocalEmbedder:
     L2-normalised, so cosine similarity is their dot product.
     """
 
+    provider = "local"  # for metrics and spans
+
     def __init__(
         self,
         model: str = PACKAGED_MODEL,

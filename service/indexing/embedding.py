@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from service.embeddings.dense import DenseEmbedder, PermanentEmbeddingError, TransientEmbeddingError
 from service.indexing.chunking import Chunk
 from service.indexing.units import _Job
+from service.telemetry import tracing
 from service.upstream import backoff_s
 
 log = logging.getLogger("citeline.pipeline")
@@ -56,6 +57,13 @@ async def embed_items(
     dense: DenseEmbedder, items: list[Item], budget_s: float
 ) -> tuple[list[Item], list[list[float]], list[Refusal]]:
     """Vectors for `items`: the items kept (in order), their vectors, and the refused jobs."""
+    with tracing.embedding_span(dense, sum(c.tokens for _, c in items)):
+        return await _embed_items(dense, items, budget_s)
+
+
+async def _embed_items(
+    dense: DenseEmbedder, items: list[Item], budget_s: float
+) -> tuple[list[Item], list[list[float]], list[Refusal]]:
     jobs = list(dict.fromkeys(j for j, _ in items))
     try:
         return items, await embed_with_retries(dense, [c.text for _, c in items], budget_s), []

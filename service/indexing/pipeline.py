@@ -14,8 +14,11 @@ cancelling the call abandons the job).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from service.catalog.base import JobRegistry, RegistryUnavailable
 from service.catalog.rows import JobRow
@@ -26,6 +29,7 @@ from service.indexing.chunking import Chunk
 from service.indexing.embedding import embed_items
 from service.indexing.units import Outcome, _Batch, _chunk_all, _Job, _upsert_all
 from service.store.base import ChunkPoint, Scope, StoreError, VectorStore
+from service.telemetry import metrics
 
 __all__ = ["Outcome", "Pipeline", "pipeline_from_settings"]
 
@@ -60,6 +64,21 @@ class Pipeline:
         # Upserts and clean-up deletes of the same document must not interleave.
         self._store_lock = asyncio.Lock()
         self._waiting: set[_Job] = set()
+        self._stopping = threading.Event()  # read by the chunking thread
+
+    def backlog(self) -> dict[str, int]:
+        """What waits before each stage now: jobs to chunk, chunks to embed, batches to store."""
+        return {
+            "chunk": self._jobs.qsize(),
+            "embed": len(self._chunks),
+            "upsert": self._to_store.qsize(),
+        }
+
+    @contextlib.asynccontextmanager
+    async def writes_paused(self) -> AsyncIterator[None]:
+        """No store write (upsert or delete) runs inside the block: for a consistent backup."""
+        async with self._store_lock:
+            yield
 
     def start(self) -> None:
         self._tasks = [
@@ -90,6 +109,7 @@ class Pipeline:
         return waiter.result()
 
     async def stop(self) -> None:
+        self._stopping.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -109,7 +129,9 @@ class Pipeline:
             while not self._jobs.empty() and len(jobs) < self.batch_size:
                 jobs.append(self._jobs.get_nowait())
             jobs = [j for j in jobs if not j.closed]
-            chunked = await asyncio.to_thread(_chunk_all, jobs)
+            started = time.perf_counter()
+            chunked = await asyncio.to_thread(_chunk_all, jobs, self._stopping)
+            metrics.INGEST_STAGE.labels("chunk").observe(time.perf_counter() - started)
             totals: dict[str, int] = {}
             empty: list[_Job] = []
             chunks: list[tuple[_Job, Chunk]] = []
@@ -144,6 +166,7 @@ class Pipeline:
             batch.items = [(j, c) for j, c in batch.items if not j.closed]
             if not batch.items:
                 continue
+            started = time.perf_counter()
             dense: Sequence[list[float] | None] = [None] * len(batch.items)
             if self.dense is not None:
                 embedded = await self._embed_dense(batch)  # may drop refused documents
@@ -152,6 +175,7 @@ class Pipeline:
                 dense = embedded
             texts = [c.text for _, c in batch.items]
             sparse = await asyncio.to_thread(self.sparse.encode_documents, texts)
+            metrics.INGEST_STAGE.labels("embed").observe(time.perf_counter() - started)
             batch.points = [
                 ChunkPoint(
                     document_id=j.row.document_id,
@@ -196,7 +220,9 @@ class Pipeline:
                 by_scope.setdefault(job.scope, []).append(point)
             try:
                 async with self._store_lock:
+                    started = time.perf_counter()
                     await asyncio.to_thread(_upsert_all, self.store, by_scope)
+                    metrics.INGEST_STAGE.labels("upsert").observe(time.perf_counter() - started)
             except StoreError as exc:
                 for job in dict.fromkeys(j for (j, _), _p in live):
                     await self._fail(job, f"store write failed: {exc}")
@@ -234,6 +260,10 @@ class Pipeline:
             if outcome.needs_cleanup:
                 await self._delete_other_versions(job, outcome.keep_version)
             job.closed = True
+            metrics.CHUNKS_INDEXED.labels(metrics.tenant_label(job.row.tenant)).inc(job.total)
+            if self.dense is not None and job.embedding_tokens:
+                tokens = metrics.EMBEDDING_TOKENS.labels(self.dense.model, "index")
+                tokens.inc(job.embedding_tokens)
             await self._settle(job, Outcome("completed"))
 
     async def _fail(
@@ -244,10 +274,10 @@ class Pipeline:
             return
         job.closed = True
         if transient and job.waiter is not None:
-            log.info("job.retryable", extra={"job_id": job.row.job_id, "error": error})
+            log.info("job.retryable", extra={**_job_fields(job.row), "error": error})
             await self._settle(job, Outcome("retry", error, retry_after))
             return
-        log.warning("job.closed", extra={"job_id": job.row.job_id, "error": error})
+        log.warning("job.closed", extra={**_job_fields(job.row), "error": error})
         try:
             outcome = await self.registry.fail(job.row, error)
         except RegistryUnavailable as exc:
@@ -258,6 +288,7 @@ class Pipeline:
         await self._settle(job, Outcome("failed", error))
 
     async def _settle(self, job: _Job, outcome: Outcome) -> None:
+        metrics.JOBS_FINISHED.labels(outcome.status).inc()
         if job.waiter is not None and not job.waiter.done():
             job.waiter.set_result(outcome)
         await self.on_settled(job.row)
@@ -277,6 +308,11 @@ class Pipeline:
 
 async def _ignore(job: JobRow) -> None:
     return None
+
+
+def _job_fields(row: JobRow) -> dict[str, str]:
+    """Log fields of a job: the pipeline's stages serve many jobs, so each line names its own."""
+    return {"job_id": row.job_id, "tenant": row.tenant, "collection": row.collection}
 
 
 def pipeline_from_settings(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -40,9 +41,15 @@ class _Batch:
     points: list[ChunkPoint] = field(default_factory=list)
 
 
-def _chunk_all(jobs: list[_Job]) -> list[tuple[_Job, list[Chunk] | str]]:
+def _chunk_all(
+    jobs: list[_Job], stopping: threading.Event | None = None
+) -> list[tuple[_Job, list[Chunk] | str]]:
+    """Chunk each job; once `stopping` is set the rest are left out (a stop must not wait for
+    a whole batch of large documents: they are queued again and chunked at the next start)."""
     out: list[tuple[_Job, list[Chunk] | str]] = []
     for job in jobs:
+        if stopping is not None and stopping.is_set():
+            break
         row = job.row
         try:
             out.append((job, chunk_text(row.text, row.max_tokens, row.overlap_tokens)))

@@ -38,6 +38,7 @@ from service.jobs.arq_queue import arq_redis, dumps, loads, reconcile
 from service.jobs.presence import Presence
 from service.redis_keys import QUEUE_NAME, RECONCILE, REDIS_ERRORS
 from service.store.base import VectorStore
+from service.telemetry import logs, tracing
 from service.tokens import encoding
 from service.upstream import backoff_s
 
@@ -89,6 +90,7 @@ class Indexer:
             if claim.status == "missing":
                 log.warning("job.missing", extra={"job_id": job_id})
             return claim.status  # a repeated delivery of a finished job: nothing to do
+        logs.update(tenant=row.tenant, collection=row.collection)  # this job's own task
         try:
             return await self._attempt(row, claim.tries)
         finally:
@@ -118,10 +120,22 @@ class Indexer:
         raise Retry(defer=defer)
 
 
-async def index_document(ctx: dict[str, Any], job_id: str) -> str:
-    """The arq job: index one registry job, by id."""
+async def index_document(
+    ctx: dict[str, Any], job_id: str, trace: dict[str, str] | None = None
+) -> str:
+    """The arq job: index one registry job, by id. `trace` is the enqueuing request's trace
+    context: the job's span joins that trace; what the job does depends on the id alone."""
     indexer: Indexer = ctx["indexer"]
-    return await indexer.run(job_id, int(ctx.get("job_try") or 1))
+    arq_try = int(ctx.get("job_try") or 1)
+    with (
+        logs.bound(job_id=job_id),
+        tracing.job_span("index_document", trace, **{"citeline.job_id": job_id}) as span,
+    ):
+        status = await indexer.run(job_id, arq_try)
+        if span is not None:
+            span.set_attribute("citeline.job_status", status)
+            span.set_attribute("citeline.job_try", arq_try)
+        return status
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:

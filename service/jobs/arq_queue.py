@@ -15,11 +15,13 @@ found and enqueued again by `reconcile`, which workers run periodically.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
@@ -29,6 +31,10 @@ from service.jobs.arq_names import FUNCTION
 from service.jobs.base import QueueUnavailable
 from service.redis_keys import OPEN_JOBS, QUEUE_NAME, REDIS_ERRORS, job_key
 from service.store.base import Scope, VectorStore
+from service.telemetry import tracing
+
+if TYPE_CHECKING:
+    from service.indexing.pipeline import Pipeline
 
 log = logging.getLogger("citeline.queue")
 
@@ -55,16 +61,26 @@ def arq_redis(url: str, *, timeout_s: float) -> ArqRedis:
     return redis
 
 
-async def enqueue(redis: ArqRedis, job_ids: Iterable[str], *, fresh: set[str]) -> int:
+async def enqueue(
+    redis: ArqRedis,
+    job_ids: Iterable[str],
+    *,
+    fresh: set[str],
+    trace: dict[str, str] | None = None,
+) -> int:
     """Enqueue each job under its own id; `fresh` ones first lose any stale arq result (a failed
-    job posted again has the same id). Returns how many were new to arq."""
+    job posted again has the same id). Returns how many were new to arq.
+
+    `trace`: the enqueuing request's trace context (W3C headers), passed as the job's `trace`
+    argument so the job's span joins the request's trace; it changes nothing the job does."""
     gate = asyncio.Semaphore(_ENQUEUE_CONCURRENCY)
+    extra: dict[str, Any] = {"trace": trace} if trace else {}
 
     async def one(job_id: str) -> bool:
         async with gate:
             if job_id in fresh:
                 await redis.delete(result_key_prefix + job_id)
-            return await redis.enqueue_job(FUNCTION, job_id, _job_id=job_id) is not None
+            return await redis.enqueue_job(FUNCTION, job_id, _job_id=job_id, **extra) is not None
 
     return sum(await asyncio.gather(*(one(j) for j in dict.fromkeys(job_ids))))
 
@@ -101,11 +117,14 @@ class LocalWorker(Protocol):
     @property
     def inflight(self) -> int: ...
 
+    @property
+    def pipeline(self) -> Pipeline: ...
+
     async def delete_chunks(self, scope: Scope, document_id: str) -> None: ...
 
     async def start(self) -> None: ...
 
-    async def stop(self) -> None: ...
+    async def stop(self, wait_s: float | None = None) -> None: ...
 
 
 class ArqQueue:
@@ -128,6 +147,16 @@ class ArqQueue:
     def inflight(self) -> int:
         return self.worker.inflight if self.worker is not None else 0
 
+    def backlog(self) -> dict[str, int]:
+        return self.worker.pipeline.backlog() if self.worker is not None else {}
+
+    def writes_paused(self) -> AbstractAsyncContextManager[None]:
+        # Without a local worker this process writes only deletes; a server store's own
+        # snapshot is consistent by itself.
+        if self.worker is None:
+            return contextlib.nullcontext()
+        return self.worker.pipeline.writes_paused()
+
     async def accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
         try:
             async with asyncio.timeout(self.deadline_s):
@@ -136,6 +165,7 @@ class ArqQueue:
                     self.redis,
                     [a.job_id for a in accepted if a.status in ("queued", "running")],
                     fresh={a.job_id for a in accepted if not a.duplicate},
+                    trace=tracing.carrier(),
                 )
         except REDIS_ERRORS as exc:
             # Jobs the registry took but arq did not are enqueued by the client's retry (the
@@ -156,7 +186,7 @@ class ArqQueue:
         if self.worker is not None:
             await self.worker.start()
 
-    async def stop(self) -> None:
+    async def stop(self, wait_s: float | None = None) -> None:
         if self.worker is not None:
-            await self.worker.stop()
+            await self.worker.stop(wait_s)
         await self.redis.aclose()

@@ -8,6 +8,7 @@ in `python -m workers`). Nothing outside `service.jobs` knows which one runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from service.catalog.base import Accepted, NewDocument
@@ -40,6 +41,17 @@ class JobQueue(Protocol):
         """Remove a deleted document's chunks from the store."""
         ...
 
+    def backlog(self) -> dict[str, int]:
+        """What waits before each pipeline stage in this process ({} if none runs here)."""
+        ...
+
+    def writes_paused(self) -> AbstractAsyncContextManager[None]:
+        """A block in which this process writes nothing to the store (for backups)."""
+        ...
+
     async def start(self) -> None: ...
 
-    async def stop(self) -> None: ...
+    async def stop(self, wait_s: float | None = None) -> None:
+        """Take no new job, let running ones finish for up to `wait_s` seconds (None: the
+        queue's own setting), then interrupt the rest: they run again at the next start."""
+        ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 
 from service.catalog.base import Accepted, DocKey, JobRegistry, NewDocument
 from service.catalog.rows import JobRow
@@ -23,6 +24,7 @@ log = logging.getLogger("citeline.queue")
 # behind it feels every millisecond.
 CLAIM_STEP = 64
 RESUME_LIMIT = 10_000_000
+_STOP_POLL_S = 0.02
 
 
 def doc_key(job: JobRow) -> DocKey:
@@ -58,6 +60,12 @@ class EmbeddedQueue:
     def inflight(self) -> int:
         return len(self._running)
 
+    def backlog(self) -> dict[str, int]:
+        return self.pipeline.backlog()
+
+    def writes_paused(self) -> AbstractAsyncContextManager[None]:
+        return self.pipeline.writes_paused()
+
     async def settled(self, job: JobRow) -> None:
         self._running.pop(doc_key(job), None)
         self._wake.set()
@@ -70,10 +78,15 @@ class EmbeddedQueue:
         self.pipeline.start()
         self._task = asyncio.create_task(self._dispatch(), name="queue.dispatch")
 
-    async def stop(self) -> None:
+    async def stop(self, wait_s: float | None = None) -> None:
+        """No new claims; running jobs get `wait_s` (default 0) to finish, the rest are
+        queued again and resumed at the next start."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        deadline = asyncio.get_running_loop().time() + (wait_s or 0.0)
+        while self._running and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(_STOP_POLL_S)
         await self.pipeline.stop()
         # Jobs cut short go back to the queue; the next start resumes them.
         await self.registry.requeue(list(self._running.values()), "interrupted by a stop")

@@ -15,6 +15,7 @@ import time
 from arq.worker import Worker
 
 from service.config import Settings
+from service.indexing.pipeline import Pipeline
 from service.jobs.arq_job import WorkerCore, worker_options
 from service.jobs.arq_queue import arq_redis
 from service.redis_keys import REDIS_ERRORS
@@ -37,6 +38,10 @@ class LocalArqWorker:
         tasks = self.worker.tasks.values() if self.worker is not None else ()
         return sum(not t.done() for t in tasks)
 
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.core.pipeline
+
     async def delete_chunks(self, scope: Scope, document_id: str) -> None:
         await self.core.pipeline.delete_chunks(scope, document_id)
 
@@ -47,14 +52,16 @@ class LocalArqWorker:
             log.warning("worker.start_degraded", extra={"error": repr(exc)})
         self._task = asyncio.create_task(self._supervise(), name="worker.local")
 
-    async def stop(self) -> None:
-        """Stop taking jobs, let running ones finish within job_completion_wait_s, cancel the
-        rest (arq re-queues them), then close."""
+    async def stop(self, wait_s: float | None = None) -> None:
+        """Stop taking jobs, let running ones finish within `wait_s` (at most, and by default,
+        job_completion_wait_s), cancel the rest (arq re-queues them), then close."""
         worker = self.worker
+        limit = float(self.settings.job_completion_wait_s)
+        wait = limit if wait_s is None else min(wait_s, limit)
         if worker is not None:
             worker.allow_pick_jobs = False
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.job_completion_wait_s):
+                async with asyncio.timeout(wait):
                     while any(not t.done() for t in worker.tasks.values()):
                         await asyncio.sleep(0.05)
         if self._task is not None:

@@ -123,6 +123,8 @@ class AnthropicLLM:
     before the stream starts and never after. Usage comes from message_start/message_delta.
     """
 
+    provider = "anthropic"  # for metrics and spans
+
     def __init__(
         self,
         *,

@@ -7,7 +7,7 @@ from typing import Any
 from service.config import Settings
 from service.llm.base import LLM
 from service.llm.ratelimit import RateLimiter
-from service.llm.resilience import ResilientLLM
+from service.llm.resilience import LLMObserver, ResilientLLM
 
 __all__ = ["build_llm"]
 
@@ -40,9 +40,10 @@ def _provider(
     return OpenAICompatibleLLM(**common, max_tokens_param=settings.llm_max_tokens_param)
 
 
-def build_llm(settings: Settings) -> LLM | None:
+def build_llm(settings: Settings, observer: LLMObserver | None = None) -> LLM | None:
     """The configured model chain behind one deadline and one process-wide rate limiter;
-    None for extractive answers. Build it once per process (the limiter is in it)."""
+    None for extractive answers. Build it once per process (the limiter is in it).
+    `observer` watches every model call (metrics, spans)."""
     if settings.llm_provider == "extractive" or settings.llm_model is None:
         return None
     primary = _provider(
@@ -69,4 +70,4 @@ def build_llm(settings: Settings) -> LLM | None:
     limiter = None
     if settings.llm_rpm or settings.llm_tpm:
         limiter = RateLimiter(rpm=settings.llm_rpm, tpm=settings.llm_tpm)
-    return ResilientLLM(primary, fallbacks, limiter, settings.llm_deadline_s)
+    return ResilientLLM(primary, fallbacks, limiter, settings.llm_deadline_s, observer)

@@ -65,6 +65,8 @@ class OpenAICompatibleLLM:
     Newer OpenAI reasoning models need `max_tokens_param="max_completion_tokens"`.
     """
 
+    provider = "openai"  # for metrics and spans
+
     def __init__(
         self,
         *,

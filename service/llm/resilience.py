@@ -8,6 +8,9 @@ Rules (`ResilientLLM.stream`):
 - after the first delta nothing is retried: every failure, the deadline included, raises
   LLMStreamBroken, because part of the answer is already with the client;
 - a Retry-After from the primary pauses the shared limiter for every request.
+
+Each model call (one attempt of one model) can be watched by an `LLMObserver` (metrics and
+spans): it sees the call's events, its failure and its end.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
+from typing import Protocol
 
 from service.llm.base import (
     LLM,
@@ -32,9 +36,30 @@ from service.llm.base import (
 )
 from service.llm.ratelimit import RateLimiter, Reservation
 
-__all__ = ["ResilientLLM"]
+__all__ = ["CallWatch", "LLMObserver", "ResilientLLM"]
 
 log = logging.getLogger("citeline.llm")
+
+
+class CallWatch(Protocol):
+    """One model call, watched: every event it yields, the error that ended it, its end."""
+
+    def event(self, event: LLMEvent) -> None: ...
+
+    def failed(self, exc: LLMError) -> None: ...
+
+    def end(self) -> None: ...
+
+
+def _failure(exc: LLMError, sent: bool, model: str) -> LLMError:
+    """What a call's failure is to its caller: after the first delta, always LLMStreamBroken."""
+    if not sent or isinstance(exc, LLMStreamBroken):
+        return exc
+    return LLMStreamBroken(f"the answer from {model!r} broke off: {exc}", model=model)
+
+
+class LLMObserver(Protocol):
+    def call(self, llm: LLM, messages: Sequence[ChatMessage], max_tokens: int) -> CallWatch: ...
 
 
 async def _next_before(events: AsyncIterator[LLMEvent], deadline: float, model: str) -> LLMEvent:
@@ -67,10 +92,12 @@ class ResilientLLM:
         fallbacks: Sequence[LLM] = (),
         limiter: RateLimiter | None = None,
         deadline_s: float = 60.0,
+        observer: LLMObserver | None = None,
     ) -> None:
         if deadline_s <= 0:
             raise ValueError("deadline_s must be positive")
         self._chain: tuple[LLM, ...] = (primary, *fallbacks)
+        self._observer = observer
         self._limiter = limiter
         self.deadline_s = deadline_s
         self.model = primary.model
@@ -93,7 +120,10 @@ class ResilientLLM:
                 exc.model = llm.model
                 failures.append(exc)
                 continue
-            attempt = self._attempt(llm, messages, max_tokens, deadline, limiter, reservation)
+            watch = self._observer.call(llm, messages, max_tokens) if self._observer else None
+            attempt = self._attempt(
+                llm, messages, max_tokens, deadline, limiter, reservation, watch
+            )
             try:
                 async with aclosing(attempt):
                     async for event in attempt:
@@ -127,6 +157,7 @@ class ResilientLLM:
         deadline: float,
         limiter: RateLimiter | None,
         reservation: Reservation | None,
+        watch: CallWatch | None = None,
     ) -> AsyncGenerator[LLMEvent]:
         """One model's stream. A failure after the first delta is LLMStreamBroken; one before
         it is raised as it is, with the reservation returned and a Retry-After applied."""
@@ -141,20 +172,23 @@ class ResilientLLM:
                 sent = sent or isinstance(event, TextDelta)
                 if isinstance(event, Usage) and limiter and reservation:
                     limiter.settle(reservation, event.total_tokens)
+                if watch is not None:
+                    watch.event(event)
                 yield event
         except LLMError as exc:
-            if sent:
-                if isinstance(exc, LLMStreamBroken):
-                    raise
-                raise LLMStreamBroken(
-                    f"the answer from {llm.model!r} broke off: {exc}", model=llm.model
-                ) from exc
-            if limiter and reservation:
+            failure = _failure(exc, sent, llm.model)
+            if watch is not None:
+                watch.failed(failure)
+            if not sent and limiter and reservation:
                 limiter.settle(reservation, 0)  # nothing was generated
-            if limiter and isinstance(exc, LLMUnavailable) and exc.retry_after:
-                limiter.pause(exc.retry_after)
-            raise
+                if isinstance(exc, LLMUnavailable) and exc.retry_after:
+                    limiter.pause(exc.retry_after)
+            if failure is exc:
+                raise
+            raise failure from exc
         finally:
+            if watch is not None:
+                watch.end()
             # Closes the upstream response when we stop early (our own consumer closed us, or
             # was cancelled); a no-op when the stream already finished.
             aclose = getattr(events, "aclose", None)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from schemas.filters import Filter
 from service.catalog.base import JobRegistry
 from service.embeddings.dense import DenseEmbedder
 from service.embeddings.sparse import Bm25Encoder
 from service.store.base import Hit, Scope, SparseVector, VectorStore
+from service.telemetry import logs, metrics, tracing
+from service.tokens import count_tokens
 
 # Extra hits fetched so that chunks of superseded or deleted versions, which the store may
 # still hold for a moment, can be dropped without returning fewer results than asked.
@@ -30,16 +34,34 @@ class Retriever:
         self.min_relevance = min_relevance
         self.min_dense_similarity = min_dense_similarity
 
+    @asynccontextmanager
+    async def _observed(self, scope: Scope, limit: int) -> AsyncIterator[None]:
+        """The retrieval's latency metric, span and log context."""
+        logs.update(tenant=scope.tenant, collection=scope.collection)
+        mode = "bm25" if self.dense is None else "hybrid"
+        started = time.perf_counter()
+        attributes = {"citeline.collection": scope.collection, "citeline.limit": limit}
+        with tracing.span("retrieval", **attributes, **{"citeline.retrieval_mode": mode}):
+            yield
+        metrics.RETRIEVAL.labels(mode).observe(time.perf_counter() - started)
+
     async def search(
         self, scope: Scope, query: str, limit: int, filters: Filter | None = None
     ) -> list[Hit]:
-        sparse, dense = await self._vectors(query)
-        return await self._search(scope, sparse, dense, limit, filters)
+        async with self._observed(scope, limit):
+            sparse, dense = await self._vectors(query)
+            return await self._search(scope, sparse, dense, limit, filters)
 
     async def relevant(
         self, scope: Scope, question: str, limit: int, filters: Filter | None = None
     ) -> list[Hit]:
         """The hits good enough to answer from; empty when nothing clears the thresholds."""
+        async with self._observed(scope, limit):
+            return await self._relevant_hits(scope, question, limit, filters)
+
+    async def _relevant_hits(
+        self, scope: Scope, question: str, limit: int, filters: Filter | None
+    ) -> list[Hit]:
         sparse, dense = await self._vectors(question)
         hits = await self._search(scope, sparse, dense, limit, filters)
         if dense is None:
@@ -66,7 +88,12 @@ class Retriever:
         return 2 * len(found) >= len(query.indices)
 
     async def _vectors(self, query: str) -> tuple[SparseVector, Sequence[float] | None]:
-        dense = None if self.dense is None else await self.dense.embed_query(query)
+        dense = None
+        if self.dense is not None:
+            tokens = count_tokens(query)
+            with tracing.embedding_span(self.dense, tokens):
+                dense = await self.dense.embed_query(query)
+            metrics.EMBEDDING_TOKENS.labels(self.dense.model, "query").inc(tokens)
         return self.sparse.encode_query(query), dense
 
     async def _search(

@@ -26,8 +26,9 @@ from service.streams.data_stream import (
     DATA_MEDIA_TYPE,
     HEARTBEAT,
     data_lines,
+    ending_lines,
 )
-from service.streams.live import LiveResponse, sse_frame
+from service.streams.live import SHUTDOWN_MESSAGE, LiveResponse, sse_frame
 from service.streams.resume import (
     RunGone,
     Runs,
@@ -36,7 +37,7 @@ from service.streams.resume import (
     parse_event_id,
 )
 from service.streams.sse import SSE_EVENT_SCHEMA
-from service.streams.ui_message import UI_HEADERS, overflow_frames, ui_frames
+from service.streams.ui_message import UI_HEADERS, ending_frames, overflow_frames, ui_frames
 
 router = APIRouter(tags=["chat"])
 
@@ -93,8 +94,18 @@ async def replay(runs: Runs, run_id: str, after: int) -> AsyncIterator[bytes]:
     yield sse_frame("[DONE]")
 
 
+UI_ENDING = b"".join(sse_frame(f) for f in ending_frames(SHUTDOWN_MESSAGE)) + sse_frame("[DONE]")
+DATA_ENDING = ending_lines(SHUTDOWN_MESSAGE)
+
+
 def ui_response(runs: Runs, run_id: str, after: int, ping_s: float) -> LiveResponse:
-    return LiveResponse(replay(runs, run_id, after), ping_s=ping_s, headers=UI_HEADERS)
+    return LiveResponse(
+        replay(runs, run_id, after),
+        ping_s=ping_s,
+        headers=UI_HEADERS,
+        wire_format="ui",
+        ending=UI_ENDING,
+    )
 
 
 @router.post("/api/chat", responses=STREAM_RESPONSES)
@@ -117,7 +128,13 @@ async def chat(
         limit = body.max_results or settings.default_max_results
         lines = data_lines(events, message_id, question, limit)
         return LiveResponse(
-            lines, ping_s=ping_s, headers=DATA_HEADERS, media_type=DATA_MEDIA_TYPE, ping=HEARTBEAT
+            lines,
+            ping_s=ping_s,
+            headers=DATA_HEADERS,
+            media_type=DATA_MEDIA_TYPE,
+            ping=HEARTBEAT,
+            wire_format="data",
+            ending=DATA_ENDING,
         )
     run_id = await runs.start(body.id, ui_frames(events, message_id), overflow_frames)
     return ui_response(runs, run_id, 0, ping_s)

@@ -21,8 +21,8 @@ from service.deps import AskerDep, RegistryDep, SettingsDep, TenantDep
 from service.errors import NotFound, problem_responses
 from service.routes.chat import conversation
 from service.store.base import Scope
-from service.streams.live import LiveResponse, sse_frame
-from service.streams.openai_chunks import completion, openai_frames
+from service.streams.live import SHUTDOWN_MESSAGE, LiveResponse, sse_frame
+from service.streams.openai_chunks import completion, ending_chunks, openai_frames
 from service.streams.sse import SSE_RESPONSE, sse_response
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -32,6 +32,7 @@ DEFAULT_COLLECTION = "default"
 MAX_LISTED_COLLECTIONS = 100
 _COLLECTION = re.compile(COLLECTION_PATTERN)
 CREATED = int(time.time())
+ENDING = b"".join(sse_frame(f) for f in ending_chunks(SHUTDOWN_MESSAGE)) + sse_frame("[DONE]")
 
 
 def resolve_model(model: str) -> tuple[str, int | None]:
@@ -89,6 +90,5 @@ async def chat_completions(
     if not body.stream:
         return JSONResponse(await completion(events, body.model))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return sse_response(
-        _sse(openai_frames(events, body.model, include_usage)), settings.sse_ping_interval_s
-    )
+    frames = _sse(openai_frames(events, body.model, include_usage))
+    return sse_response(frames, settings.sse_ping_interval_s, wire_format="openai", ending=ENDING)

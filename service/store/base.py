@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from schemas.filters import Filter
@@ -121,6 +122,11 @@ class VectorStore(Protocol):
 
     def maintain(self) -> None:
         """Background index maintenance (segment optimisation); never on a request path."""
+        ...
+
+    def snapshot(self, target: Path) -> None:
+        """A consistent copy of the stored chunks into the new directory `target`, for backups;
+        the caller pauses writes meanwhile (reads may go on)."""
         ...
 
     def close(self) -> None: ...

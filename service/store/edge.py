@@ -11,6 +11,7 @@ The engine reports its failures as plain `Exception` (a ValueError for malformed
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -62,6 +63,7 @@ class EdgeStore:
         if dense_dim is not None and dense_dim <= 0:
             raise ValueError(f"dense_dim must be positive, got {dense_dim}")
         self._dense_dim = dense_dim
+        self._path = path
         self._garbage = 0  # points deleted since the last optimize
         self._garbage_lock = threading.Lock()
         config = _config(dense_dim)
@@ -167,6 +169,14 @@ class EdgeStore:
             self._shard.optimize()
         with self._garbage_lock:
             self._garbage -= garbage
+
+    def snapshot(self, target: Path) -> None:
+        """Flush, then copy the shard's files. Edge 0.9 can restore snapshots that a server
+        made but cannot make one, and nothing rewrites a flushed shard's files while writes
+        are paused (it optimises only when `maintain` says so), so the copy is consistent."""
+        with _engine("flush"):
+            self._shard.flush()
+        shutil.copytree(self._path, target)
 
     def close(self) -> None:
         self._shard.close()

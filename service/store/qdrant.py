@@ -8,8 +8,10 @@ Server errors, timeouts and lost connections are raised as `StoreError`.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -172,6 +174,17 @@ class QdrantStore:
 
     def maintain(self) -> None:
         """Nothing to do: the server runs its own optimisers."""
+
+    def snapshot(self, target: Path) -> None:
+        """A server-side snapshot of the collection (Qdrant's snapshot API): it stays in the
+        server's snapshot storage; `target/qdrant-snapshot.json` names it for the restore."""
+        with self._lock():
+            made = self._client.create_snapshot(self._name, wait=True)
+        if made is None:
+            raise StoreError(f"Qdrant made no snapshot of {self._name!r}")
+        target.mkdir(parents=True)
+        note = {"collection": self._name, "snapshot": made.name, "size": made.size}
+        (target / "qdrant-snapshot.json").write_text(json.dumps(note, indent=2) + "\n")
 
     def close(self) -> None:
         self._client.close()

@@ -95,6 +95,12 @@ class DataStreamEncoder:
         return []
 
 
+def ending_lines(message: str) -> bytes:
+    """Closes a stream that a shutdown cut: `3:` with the reason, then `e:` and `d:`."""
+    encoder = DataStreamEncoder("", "", None)
+    return "".join(encoder.encode(ErrorEvent(message, 503))).encode()
+
+
 async def data_lines(
     events: AsyncIterator[AnswerEvent], message_id: str, query: str, max_results: int | None
 ) -> AsyncIterator[bytes]:

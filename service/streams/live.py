@@ -3,8 +3,10 @@
 `LiveResponse` sends each frame as it comes, a keep-alive frame (`: ping` for SSE) after
 every `ping_s` seconds of silence so that proxies and browsers keep the connection, and
 cancels the stream as soon as the client disconnects, which closes the frame iterator and
-with it any upstream request. It is plain asyncio around the ASGI `send`: one send per frame,
-which matters at tens of thousands of frames a second (`python -m tests.bench.ttft`).
+with it any upstream request. When a shutdown cuts the stream (`service.ops.gate`), it sends
+its format's `ending` (an error event, then the format's clean end) and closes the body.
+It is plain asyncio around the ASGI `send`: one send per frame, which matters at tens of
+thousands of frames a second (`python -m tests.bench.ttft`).
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["SSE_PING", "LiveResponse", "sse_frame"]
+from service.ops.gate import cut_by_shutdown
+from service.telemetry.metrics import ACTIVE_STREAMS
+
+__all__ = ["SHUTDOWN_MESSAGE", "SSE_PING", "LiveResponse", "sse_frame"]
 
 log = logging.getLogger("citeline.stream")
 
 SSE_PING = b": ping\n\n"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+SHUTDOWN_MESSAGE = "the service is shutting down; the answer was cut short, retry"
 
 
 def sse_frame(data: str, *, event: str | None = None, id: str | None = None) -> bytes:
@@ -46,10 +52,15 @@ class LiveResponse(Response):
         headers: Mapping[str, str] | None = None,
         media_type: str = "text/event-stream",
         ping: bytes = SSE_PING,
+        wire_format: str = "sse",
+        ending: bytes = b"",
     ) -> None:
+        """`ending`: the frames that end this stream in its format if a shutdown cuts it."""
         self.frames = frames
         self.ping_s = ping_s
         self.ping = ping
+        self.wire_format = wire_format
+        self.ending = ending
         self.status_code = 200
         self.media_type = media_type
         self.background = None
@@ -65,17 +76,24 @@ class LiveResponse(Response):
         helpers = [asyncio.create_task(self._watch_disconnect(receive, wire, streaming))]
         if self.ping_s > 0:
             helpers.append(asyncio.create_task(self._ping(wire)))
+        active = ACTIVE_STREAMS.labels(self.wire_format)
+        active.inc()
         try:
             async for frame in self.frames:
                 await wire.body(frame)
             wire.finished = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not wire.gone:
-                raise  # shutdown, not the client: let it through
-            streaming.uncancel()
-            log.info("stream.client_gone")
+            if wire.gone:
+                streaming.uncancel()
+                log.info("stream.client_gone")
+            elif cut_by_shutdown():
+                streaming.uncancel()
+                await self._end(wire, helpers)
+            else:
+                raise  # the server cancelled us: let it through
         finally:
+            active.dec()
             for helper in helpers:
                 helper.cancel()
             # Suspended at a `yield` (we were sending), the iterator is still open: close it,
@@ -84,6 +102,17 @@ class LiveResponse(Response):
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()
+
+    async def _end(self, wire: _Wire, helpers: list[asyncio.Task[None]]) -> None:
+        """The shutdown's end of the stream: its closing frames, then the end of the body."""
+        for helper in helpers:
+            helper.cancel()  # no ping may interleave with the closing frames
+        log.info("stream.cut_by_shutdown", extra={"format": self.wire_format})
+        with contextlib.suppress(OSError):
+            if self.ending:
+                await wire.body(self.ending)
+            wire.finished = True
+            await wire.send({"type": "http.response.body", "body": b"", "more_body": False})
 
     @staticmethod
     async def _watch_disconnect(

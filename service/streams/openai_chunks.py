@@ -110,6 +110,11 @@ class OpenAIChunkEncoder:
         return []
 
 
+def ending_chunks(message: str) -> list[str]:
+    """Closes a streamed completion that a shutdown cut: an error chunk (then `[DONE]`)."""
+    return [dumps(error_body(message))]
+
+
 async def openai_frames(
     events: AsyncIterator[AnswerEvent], model: str, include_usage: bool
 ) -> AsyncIterator[str]:

@@ -278,6 +278,11 @@ class Runs:
             with contextlib.suppress(Exception):
                 await self.buffer.finish(run_id, seq + 1)
 
+    @property
+    def active(self) -> int:
+        """Runs still being produced by this process."""
+        return len(self._tasks)
+
     def read(self, run_id: str, after: int = 0) -> AsyncIterator[tuple[int, str]]:
         return self.buffer.read(run_id, after)
 

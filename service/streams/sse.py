@@ -16,7 +16,7 @@ from service.query.events import (
     usage_out,
 )
 from service.streams.common import NO_BUFFERING, dumps, safe_events
-from service.streams.live import LiveResponse, sse_frame
+from service.streams.live import SHUTDOWN_MESSAGE, LiveResponse, sse_frame
 
 # OpenAPI: what a streaming route's 200 is; the schema is that of one event.
 SSE_EVENT_SCHEMA: dict[str, Any] = {
@@ -75,5 +75,20 @@ async def encode_sse(
     yield sse_frame("[DONE]")
 
 
-def sse_response(frames: AsyncIterator[bytes], ping_s: float) -> LiveResponse:
-    return LiveResponse(frames, ping_s=ping_s, headers=NO_BUFFERING)
+def sse_ending(message: str = SHUTDOWN_MESSAGE) -> bytes:
+    """An `error` event (503, retry after a second), then `data: [DONE]`."""
+    body = {"message": message, "status": 503, "retry_after": 1}
+    return sse_frame(dumps(body), event="error") + sse_frame("[DONE]")
+
+
+def sse_response(
+    frames: AsyncIterator[bytes], ping_s: float, *, wire_format: str = "sse", ending: bytes = b""
+) -> LiveResponse:
+    """A service SSE stream; a shutdown ends it with `ending` (default: `sse_ending()`)."""
+    return LiveResponse(
+        frames,
+        ping_s=ping_s,
+        headers=NO_BUFFERING,
+        wire_format=wire_format,
+        ending=ending or sse_ending(),
+    )

@@ -116,6 +116,11 @@ async def ui_frames(
             yield dumps(chunk)
 
 
+def ending_frames(message: str) -> list[str]:
+    """Closes a stream that a shutdown cut: an error chunk, then `finish`."""
+    return [dumps({"type": "error", "errorText": message}), dumps({"type": "finish"})]
+
+
 def overflow_frames(message: str) -> list[str]:
     """Closes a run cut short (e.g. past the resume buffer's size bound)."""
     return [dumps({"type": "error", "errorText": message})]

@@ -1,0 +1,1 @@
+"""Operations: request observation, admission and drain, the server, backups."""

@@ -1,0 +1,1 @@
+"""Telemetry: log context and formats, Prometheus metrics, OpenTelemetry spans."""
