@@ -15,7 +15,7 @@ from service.auth.keys import hash_secret, key_id_of, new_key
 from service.auth.principal import OPEN, ROOT
 from service.auth.sqlite_keys import SqliteKeyStore
 from service.config import Settings, SettingsError, load_settings
-from service.deps import SCOPE_CHECKS
+from service.deps import ACCESS_CHECKS
 from service.errors import Forbidden, Unauthorized
 from service.http_guard import host_name
 from service.serving import check_exposure
@@ -27,7 +27,7 @@ PUBLIC = {"/healthz", "/readyz", "/", "/docs"}
 def _uses_scope_check(dependant: object) -> bool:
     call = getattr(dependant, "call", None)
     deps = getattr(dependant, "dependencies", [])
-    return call in SCOPE_CHECKS or any(_uses_scope_check(d) for d in deps)
+    return call in ACCESS_CHECKS or any(_uses_scope_check(d) for d in deps)
 
 
 def test_every_api_route_states_the_scope_it_needs(tmp_path: Path) -> None:
