@@ -64,7 +64,7 @@ class Unauthorized(ServiceError):
     status, title = 401, "Unauthorized"
 
     def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="citeline"'})
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
 
 
 class Forbidden(ServiceError):
