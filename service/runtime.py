@@ -14,6 +14,7 @@ from pathlib import Path
 
 from service.auth.authenticator import Authenticator
 from service.auth.keys import KeyStore
+from service.auth.sqlite_keys import ACCESS_FILE, SqliteKeyStore
 from service.catalog.base import JobRegistry
 from service.clients import build_dense, build_sparse, build_store, embedding_version
 from service.config import Settings
@@ -39,8 +40,6 @@ from service.telemetry.llm import LLMTelemetry
 
 log = logging.getLogger("citeline")
 
-ACCESS_FILE = "access.sqlite3"  # API keys and daily usage in embedded mode
-
 
 def secure_data_dir(path: Path) -> None:
     """The data dir (created if missing) and everything in it: 0700 for directories, 0600 for
@@ -59,8 +58,6 @@ def build_key_store(settings: Settings) -> KeyStore:
 
         assert settings.redis_url is not None
         return RedisKeyStore(settings.redis_url, timeout_s=settings.redis_timeout_s)
-    from service.auth.sqlite_keys import SqliteKeyStore
-
     return SqliteKeyStore(settings.data_dir / ACCESS_FILE)
 
 

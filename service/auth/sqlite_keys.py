@@ -14,6 +14,8 @@ from pathlib import Path
 
 from service.auth.keys import KeyRecord
 
+ACCESS_FILE = "access.sqlite3"  # in the data dir: API keys, and daily usage (quotas.usage)
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY,

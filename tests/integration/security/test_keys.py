@@ -211,3 +211,23 @@ def test_another_tenant_sees_no_document_or_job(keyed: Keyed) -> None:
         assert c.delete("/v1/collections/default").json()["documents"] == 0
     with keyed.client(alice) as c:
         assert c.get("/v1/documents/plan").status_code == 200
+
+
+def test_keys_survive_a_backup_and_restore(make_server: Any, tmp_path: Any) -> None:
+    """A backup (taken with the admin key, no metrics token) carries the keys: after a restore
+    the same key reads the same documents, and a tenant's key may not take a backup."""
+    from tests.integration.test_backup import cli
+
+    keyed = Keyed(make_server(admin_api_key=ADMIN_KEY))
+    made = keyed.mint(tenant="acme")
+    keyed.index(made["key"], id="etna", text="Mount Etna is an active volcano in Sicily.")
+    with keyed.client(made["key"]) as c:
+        assert c.post("/v1/admin/backup").status_code == 401  # a tenant's key is not enough
+    taken = cli("backup", str(tmp_path / "b"), "--url", keyed.live.url, admin_api_key=ADMIN_KEY)
+    assert taken.returncode == 0, taken.stderr
+    assert (tmp_path / "b" / "access.sqlite3").is_file()
+    restored_dir = tmp_path / "restored"
+    assert cli("restore", str(tmp_path / "b"), data_dir=str(restored_dir)).returncode == 0
+    restored = Keyed(make_server(admin_api_key=ADMIN_KEY, data_dir=restored_dir))
+    with restored.client(made["key"]) as c:
+        assert [d["document_id"] for d in c.get("/v1/documents").json()["documents"]] == ["etna"]
