@@ -3,19 +3,29 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DATA   ?= ../shared/data/squad2-dev
+# Every package comes from a lock, pinned with hashes (`make lock` rewrites them from
+# pyproject.toml; tests/unit/test_lockfile.py fails while they disagree).
+RUN_LOCK := requirements/runtime.lock
+DEV_LOCK := requirements/dev.lock
+PIP_LOCKED := $(PY) -m pip install --quiet --require-hashes --only-binary :all: -r
 
-.PHONY: run worker test lint fmt bench bench-queue eval clean
+.PHONY: run worker test lint fmt lock bench bench-queue eval clean
 
-$(VENV)/.run: pyproject.toml
+$(VENV)/.run: pyproject.toml $(RUN_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "citeline needs Python 3.11 or newer")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PIP_LOCKED) $(RUN_LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	@touch $@
 
-$(VENV)/.dev: $(VENV)/.run
-	$(PY) -m pip install --quiet -e '.[dev]'
+$(VENV)/.dev: $(VENV)/.run $(DEV_LOCK)
+	$(PIP_LOCKED) $(DEV_LOCK)
+	$(PY) -m pip check
 	@touch $@
+
+lock: $(VENV)/.dev
+	$(PY) -m tests.lockfile
 
 run: $(VENV)/.run
 	$(PY) -m service
@@ -45,6 +55,7 @@ bench: $(VENV)/.dev
 	$(PY) -m tests.bench.overhead
 	$(PY) -m tests.bench.load --data $(DATA)
 	$(PY) -m tests.bench.backup --data $(DATA)
+	$(PY) -m tests.bench.auth --data $(DATA)
 
 # arq workers (1 and 2) against the inline queue; needs redis-server on PATH.
 bench-queue: $(VENV)/.dev

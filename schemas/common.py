@@ -15,7 +15,11 @@ DocumentId = Annotated[
 ]
 CollectionName = Annotated[str, Field(pattern=COLLECTION_PATTERN)]
 Title = Annotated[str, Field(max_length=1024)]
-SourceRef = Annotated[str, Field(max_length=2048)]
+# Only web links: a `javascript:` or `file:` source would be a link a frontend renders.
+SOURCE_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+[^\s]*$"
+SourceRef = Annotated[
+    str, Field(max_length=2048, pattern=SOURCE_PATTERN, description="an http(s) URL")
+]
 
 MAX_METADATA_KEYS = 64
 MAX_METADATA_JSON_CHARS = 16_384

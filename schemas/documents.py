@@ -7,6 +7,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.common import CollectionName, DocumentId, Metadata, SourceRef, Title
+from schemas.filters import Filter
 from schemas.jobs import JobStatus
 
 # Hard caps of the wire format; each deployment's own limits (CITELINE_MAX_DOCUMENT_CHARS,
@@ -102,3 +103,22 @@ class DocumentPage(BaseModel):
 class DocumentDeleted(BaseModel):
     document_id: str
     deleted: Literal[True] = True
+
+
+class DeleteMatching(BaseModel):
+    """`POST /v1/documents/delete`: the documents of a collection whose metadata matches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    collection: CollectionName = "default"
+    filters: Filter
+
+
+class DocumentsDeleted(BaseModel):
+    document_ids: list[str]
+    more: bool = Field(description="more documents match: call again")
+
+
+class CollectionDeleted(BaseModel):
+    collection: str
+    documents: int = Field(description="documents deleted")

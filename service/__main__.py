@@ -20,6 +20,10 @@ from service.telemetry import logs, tracing
 def serve(settings: Settings) -> None:
     from service.app import create_app
     from service.ops.server import serve as run_server
+    from service.serving import check_exposure, server_config
+
+    check_exposure(settings)
+    os.umask(0o077)  # the data dir's files: readable by this user only
 
     # Indexing threads (BM25, Edge writes) compete with the event loop for the GIL; a shorter
     # switch interval bounds how long a request waits for it (see `make bench`).
@@ -29,12 +33,7 @@ def serve(settings: Settings) -> None:
     tracing.setup(settings.otel_enabled, settings.otel_capture_content)
     app = create_app(settings)
     run_server(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        drain=app.state.drain,
-        grace_s=settings.shutdown_grace_s,
+        server_config(app, settings), drain=app.state.drain, grace_s=settings.shutdown_grace_s
     )
     # Everything is closed: flush what is buffered and leave without the interpreter's own
     # teardown of every loaded library, which takes 0.5-1 s on a busy 2-core host and would

@@ -6,18 +6,20 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
 from schemas.documents import BatchIn
+from service.access_docs import document_access
 from service.config import Settings, load_settings
 from service.errors import install_error_handlers
+from service.http_guard import BrowserGuard, require_json_body
 from service.limits import BodySizeLimit
 from service.ops.gate import Drain, Gate
 from service.ops.http import Observe
 from service.request_context import RequestContext
-from service.routes import chat, documents, health, jobs, openai_compat, ops, query
+from service.routes import access, chat, docs, documents, health, jobs, openai_compat, ops, query
 from service.runtime import Runtime
 from service.telemetry import metrics
 
@@ -49,6 +51,9 @@ def create_app(
         version="0.1.0",
         summary="Answers grounded in your documents, with citations you can check.",
         lifespan=lifespan,
+        docs_url=None,  # served from a package by `routes.docs`, not from a CDN
+        redoc_url=None,
+        dependencies=[Depends(require_json_body)],
     )
     app.state.drain = drain
     app.dependency_overrides.update(dependency_overrides or {})
@@ -66,7 +71,7 @@ def create_app(
             allow_origins=settings.cors_origin_list,
             allow_credentials=settings.cors_allow_credentials,
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=["authorization", "content-type", "last-event-id"],
+            allow_headers=["authorization", "x-api-key", "content-type", "last-event-id"],
             expose_headers=[
                 "x-vercel-ai-ui-message-stream",
                 "x-vercel-ai-data-stream",
@@ -74,14 +79,18 @@ def create_app(
             ],
             max_age=600,
         )
+    app.add_middleware(
+        BrowserGuard, allowed_hosts=settings.allowed_host_names, origins=settings.cors_origin_list
+    )
     app.add_middleware(Observe, metrics=settings.metrics_enabled, access_log=settings.access_log)
     app.add_middleware(RequestContext)  # outermost: every response, CORS refusals too, has an id
-    for module in (health, documents, jobs, query, chat, openai_compat):
+    for module in (health, documents, jobs, query, chat, openai_compat, access, docs):
         app.include_router(module.router)
     if settings.metrics_enabled:
         app.include_router(ops.metrics_router)
     app.include_router(ops.admin_router)
     app.mount("/static", StaticFiles(directory=chat.STATIC_DIR), name="static")
+    app.mount(docs.ASSETS_URL, StaticFiles(directory=docs.ASSETS), name="docs-assets")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -98,5 +107,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             for name, sub in schema.pop("$defs", {}).items():
                 components.setdefault(name, sub)
             components[model.__name__] = schema
+        document_access(spec, app.routes)
         app.openapi_schema = spec
     return app.openapi_schema

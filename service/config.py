@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
+import limits
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -14,6 +17,9 @@ from service.pricing import ModelPrice
 
 PositiveInt = Annotated[int, Field(ge=1)]
 LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # service.embeddings.local.PACKAGED_MODEL
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+_HOST = re.compile(r"^(\*|[A-Za-z0-9._-]{1,253}|\[?[0-9A-Fa-f:.]{2,45}\]?)$")
 
 
 class Settings(BaseSettings):
@@ -185,6 +191,77 @@ class Settings(BaseSettings):
         return self
 
     # --- Frontends (end) ---
+
+    # --- API keys and limits (begin) --- keys on every route once an admin key is set; Host,
+    # Origin and content-type checks for browsers; limits per key and tenant, and on the wire.
+    admin_api_key: SecretStr | None = None  # None: open mode (tenant "default", loopback only)
+    allowed_hosts: Annotated[str, Field(max_length=8192)] = ""  # "": loopback names + host
+    # `limits` notation ("600/minute", "2000000 per day"); None: no limit.
+    key_rate_limit: Annotated[str, Field(max_length=64)] | None = "600/minute"  # requests
+    tenant_token_limit: Annotated[str, Field(max_length=64)] | None = None  # LLM + embedding
+    max_streams_per_key: Annotated[int, Field(ge=1, le=10_000)] = 16  # open at once
+    tenant_max_chunks: Annotated[int, Field(ge=1)] | None = None  # storage quota per tenant
+    tenant_max_bytes: Annotated[int, Field(ge=1)] | None = None
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 16 * 1024
+    max_headers: Annotated[int, Field(ge=8, le=1000)] = 100
+    header_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0  # request line + headers
+    body_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0  # the whole request body
+    run_abandon_s: Annotated[float, Field(gt=0, le=3600)] = 15.0  # an unread resumable run
+
+    @property
+    def open_mode(self) -> bool:
+        """No admin key: no key is checked, every caller is tenant `default`."""
+        return self.admin_api_key is None
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether CITELINE_HOST is a loopback address (what open mode is limited to)."""
+        host = self.host.strip("[]").lower()
+        if host in LOOPBACK_NAMES:
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def allowed_host_names(self) -> frozenset[str] | None:
+        """Host names a request may name (None: any); the loopback ones are always allowed."""
+        names = {h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()}
+        if "*" in names:
+            return None
+        names |= LOOPBACK_NAMES
+        if self.host not in WILDCARD_HOSTS:
+            names.add(self.host.strip("[]").lower())
+        return frozenset(names)
+
+    @model_validator(mode="after")
+    def _check_access(self) -> Self:
+        key = self.admin_api_key.get_secret_value() if self.admin_api_key else None
+        if key is not None and (len(key) < 16 or not key.isprintable() or " " in key):
+            raise ValueError(
+                "CITELINE_ADMIN_API_KEY must be at least 16 printable characters without spaces "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        for name in ("key_rate_limit", "tenant_token_limit"):
+            value = getattr(self, name)
+            try:
+                if value is not None:
+                    limits.parse(value)
+            except ValueError:
+                raise ValueError(
+                    f"CITELINE_{name.upper()} must read like '600/minute' or '2000000 per day'; "
+                    f"got {value!r}"
+                ) from None
+        bad = [h for h in self.allowed_hosts.split(",") if h.strip() and not _HOST.match(h.strip())]
+        if bad:
+            raise ValueError(
+                "CITELINE_ALLOWED_HOSTS must be comma-separated host names (no scheme, port or "
+                f"path), or *; got {bad[:3]}"
+            )
+        return self
+
+    # --- API keys and limits (end) ---
 
     # --- Scaled-out indexing (begin) --- with CITELINE_QUEUE=arq, jobs live in Redis and run
     # on arq: in the API process (worker=embedded) or in `python -m workers` (worker=external).

@@ -1,20 +1,29 @@
-"""The document use cases behind the index API: accept, page, read and delete documents."""
+"""The document use cases behind the index API: accept, page, read and delete documents, by
+id, by collection or by filter, and compact what deletes leave behind."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
+import time
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from schemas.common import ID_PATTERN
 from schemas.documents import DocumentIn
-from service.catalog.base import Accepted, JobRegistry, NewDocument
+from schemas.filters import Filter
+from service.catalog.base import Accepted, JobRegistry, NewDocument, Stored
 from service.config import Settings
 from service.errors import BadRequest, PayloadTooLarge, Unavailable
 from service.jobs.base import JobQueue
-from service.store.base import Scope
+from service.quotas.metering import Metering
+from service.store.base import Scope, VectorStore
+from service.tokens import count_tokens
+
+QUOTA_STALE_S = 1.0  # a tenant's stored totals are re-read at most this often
 
 
 def encode_cursor(document_id: str) -> str:
@@ -45,13 +54,24 @@ class Documents:
     """Admission and chunking policy for new documents; listing and deletion in a scope."""
 
     def __init__(
-        self, settings: Settings, registry: JobRegistry, queue: JobQueue, embedding: str
+        self,
+        settings: Settings,
+        registry: JobRegistry,
+        queue: JobQueue,
+        store: VectorStore,
+        embedding: str,
+        metering: Metering,
     ) -> None:
         """`embedding`: the dense model a new version records ("" for BM25 only)."""
-        self.settings, self.registry, self.queue = settings, registry, queue
+        self.settings, self.registry, self.queue, self.store = settings, registry, queue, store
         self.embedding = embedding
+        self.metering = metering
+        self._stored: dict[str, tuple[float, Stored]] = {}  # tenant -> (read at, totals)
+        self._since: defaultdict[str, int] = defaultdict(int)  # bytes accepted since then
+        # Paid embeddings (an OpenAI-compatible API) count against the tenant's token budget.
+        self._paid_embeddings = settings.embedding_provider == "openai"
 
-    def new_document(self, tenant: str, doc: DocumentIn) -> NewDocument:
+    def new_document(self, scope: Scope, doc: DocumentIn) -> NewDocument:
         """A validated document with its chunking settled: the request's, else the defaults."""
         settings = self.settings
         if len(doc.text) > settings.max_document_chars:
@@ -67,7 +87,7 @@ class Documents:
         elif overlap > size // 2:
             raise BadRequest(f"chunk_overlap_tokens must be at most half of {size}")
         return NewDocument(
-            scope=Scope(tenant, doc.collection),
+            scope=scope,
             document_id=doc.id,
             text=doc.text,
             title=doc.title,
@@ -86,13 +106,61 @@ class Documents:
             )
 
     async def accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
-        """Queue the documents' jobs, or 503 while the queue is full or does not answer."""
+        """Queue the documents' jobs, or 503 while the queue is full or does not answer;
+        413 past the tenant's storage quota, 429 past its token budget (paid embeddings)."""
         limit = self.settings.max_queued_jobs
         if self.registry.queued + len(docs) > limit:
             raise Unavailable(
                 f"the indexing queue is full ({limit} jobs); retry later", retry_after=5
             )
-        return await self.queue.accept(docs)
+        added: defaultdict[str, int] = defaultdict(int)
+        for doc in docs:
+            added[doc.scope.tenant] += len(doc.text.encode())
+        for tenant, size in added.items():
+            await self._check_quota(tenant, size)
+            if self._paid_embeddings:
+                await self.metering.check(tenant)
+        accepted = await self.queue.accept(docs)
+        for tenant, size in added.items():
+            self._since[tenant] += size
+        if self._paid_embeddings:
+            await self._charge_embeddings(docs, accepted)
+        return accepted
+
+    async def _check_quota(self, tenant: str, size: int) -> None:
+        """Refuse what would take the tenant past CITELINE_TENANT_MAX_BYTES or _MAX_CHUNKS.
+
+        Checked against the stored totals (at most QUOTA_STALE_S old, plus what this process
+        accepted since); a new version of a document counts in full until it replaces the old.
+        """
+        max_bytes, max_chunks = self.settings.tenant_max_bytes, self.settings.tenant_max_chunks
+        if max_bytes is None and max_chunks is None:
+            return
+        read_at, stored = self._stored.get(tenant, (0.0, None))
+        if stored is None or time.monotonic() - read_at > QUOTA_STALE_S:
+            stored = await self.registry.tenant_storage(tenant)
+            self._stored[tenant] = (time.monotonic(), stored)
+            self._since[tenant] = 0
+        used = stored.bytes + self._since[tenant]
+        if max_bytes is not None and used + size > max_bytes:
+            raise PayloadTooLarge(
+                f"tenant {tenant!r} would store {used + size} bytes of text; its quota is "
+                f"{max_bytes} (CITELINE_TENANT_MAX_BYTES). Delete documents to make room"
+            )
+        if max_chunks is not None and stored.chunks >= max_chunks:
+            raise PayloadTooLarge(
+                f"tenant {tenant!r} stores {stored.chunks} chunks; its quota is {max_chunks} "
+                "(CITELINE_TENANT_MAX_CHUNKS). Delete documents to make room"
+            )
+
+    async def _charge_embeddings(
+        self, docs: Sequence[NewDocument], accepted: Sequence[Accepted]
+    ) -> None:
+        """The tokens a new version sends to the embedder, charged when it is accepted."""
+        fresh = [d for d, a in zip(docs, accepted, strict=True) if not a.duplicate]
+        tokens = await asyncio.to_thread(lambda: [count_tokens(d.text) for d in fresh])
+        for doc, n in zip(fresh, tokens, strict=True):
+            await self.metering.charge_embedding(doc.scope.tenant, n)
 
     async def page(self, scope: Scope, cursor: str | None, limit: int) -> Page:
         rows = await self.registry.documents(scope, decode_cursor(cursor), limit + 1)
@@ -109,3 +177,30 @@ class Documents:
             return False
         await self.queue.delete_chunks(scope, document_id)
         return True
+
+    async def delete_collection(self, scope: Scope) -> int:
+        """Tombstone every document of the collection, then remove its chunks; a job still
+        running for one of them removes its own chunks when it ends (its document is gone)."""
+        deleted = await self.registry.delete_collection(scope)
+        await asyncio.to_thread(self.store.delete_collection, scope)
+        self._stored.pop(scope.tenant, None)
+        return deleted
+
+    async def delete_matching(
+        self, scope: Scope, filters: Filter, limit: int
+    ) -> tuple[list[str], bool]:
+        """Delete up to `limit` documents whose served version matches `filters` (the search
+        filter grammar over metadata); the ids deleted, and whether more match. A document
+        still being indexed for the first time has no chunks yet, so it matches once indexed.
+        """
+        stored = await asyncio.to_thread(self.store.document_versions, scope, filters)
+        active = await self.registry.active_versions(scope, sorted(stored))
+        matching = sorted(d for d, versions in stored.items() if active.get(d) in versions)
+        deleted = [d for d in matching[:limit] if await self.delete(scope, d)]
+        return deleted, len(matching) > limit
+
+    async def compact(self) -> None:
+        """Drop what deletions left in the registry's and the store's files (see
+        `VectorStore.compact`: it can take seconds and blocks the store meanwhile)."""
+        await self.registry.compact()
+        await asyncio.to_thread(self.store.compact)

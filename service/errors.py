@@ -2,20 +2,26 @@
 
 ServiceError                raised by routes and use cases
 ├── BadRequest (400)        input that validates but cannot be served (e.g. a bad filter value)
-├── Unauthorized (401)      a route's bearer token is missing or wrong
-├── Forbidden (403)         a route that the settings turned off
-├── NotFound (404)          unknown document or job
-├── PayloadTooLarge (413)   request body or document over a configured limit
+├── Unauthorized (401)      no valid API key (or operator token); carries `WWW-Authenticate`
+├── Forbidden (403)         the key lacks a scope, the collection is outside its list, or a
+│                           route the settings turned off
+├── NotFound (404)          unknown document or job (or another tenant's: never 403)
+├── PayloadTooLarge (413)   request body, document or storage quota over a configured limit
+├── UnsupportedMediaType (415)  a body that is not application/json where JSON is read
+├── TooManyRequests (429)   a rate limit or a stream cap; carries Retry-After and RateLimit
 └── Unavailable (503)       a dependency is down or saturated; carries Retry-After
 
 The lower layers raise their own errors, mapped here once (`install_error_handlers`):
 catalog `RegistryUnavailable`, queue `QueueUnavailable` and store `StoreError` are 503 with
-Retry-After. Anything else unexpected is a 500 with a fixed message, never a traceback.
+Retry-After; an embedder's failure on the query path is 503 (transient) or 502, with a fixed
+message (what the provider said goes to the log under the request id). Anything else
+unexpected is a 500 with a fixed message, never a traceback.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -26,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas.errors import Problem
 from service.catalog.base import RegistryUnavailable
+from service.embeddings.dense import EmbeddingError, TransientEmbeddingError
 from service.jobs.base import QueueUnavailable
 from service.request_context import request_id
 from service.store.base import StoreError
@@ -70,6 +77,28 @@ class NotFound(ServiceError):
 
 class PayloadTooLarge(ServiceError):
     status, title = 413, "Content Too Large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status, title = 415, "Unsupported Media Type"
+
+
+class TooManyRequests(ServiceError):
+    status, title = 429, "Too Many Requests"
+
+    def __init__(
+        self, detail: str, *, retry_after: float, policy: str, limit: int, remaining: int = 0
+    ) -> None:
+        """`policy` names the limit in the RateLimit headers (IETF httpapi draft)."""
+        wait = max(1, math.ceil(retry_after))
+        super().__init__(
+            detail,
+            headers={
+                "Retry-After": str(wait),
+                "RateLimit-Policy": f'"{policy}";q={limit}',
+                "RateLimit": f'"{policy}";r={max(remaining, 0)};t={wait}',
+            },
+        )
 
 
 class Unavailable(ServiceError):
@@ -141,6 +170,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _store(request: Request, exc: StoreError) -> JSONResponse:
         log.warning("store.failed", extra={"error": str(exc)})
         return _unavailable(request, "the vector store did not answer; retry later", 2.0)
+
+    @app.exception_handler(EmbeddingError)
+    async def _embedder(request: Request, exc: EmbeddingError) -> JSONResponse:
+        log.warning("embedding.failed", extra={"error": str(exc), "detail": exc.detail})
+        if isinstance(exc, TransientEmbeddingError):
+            retry = exc.retry_after or 2.0
+            return _unavailable(request, "the embedding model is unavailable; retry later", retry)
+        return problem(502, "the embedding model failed to answer", instance=request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -19,6 +19,12 @@ Jobs (`service.jobs`):
   cl:worker-jobs:<id>             set: the jobs a worker runs
   cl:lock:<scope>\\x1f<id>         one running version per document (owner = worker|job)
   cl:reconcile                    one reconciling worker at a time
+Access (`service.auth`, `service.quotas`):
+  cl:apikey:<id>                  hash: an API key's record (the secret's SHA-256, never it)
+  cl:apikeys / cl:apikeys:<tenant>  zset by creation time: every key id / a tenant's
+  cl:usage:<tenant>:<day>         hash: requests, tokens, cost (micro-dollars) of a UTC day
+  cl:tenant:<tenant>              hash: documents, chunks, bytes the tenant stores
+  LIMITS:...                      the `limits` library's rate-limit counters
 Resumable answer streams (`service.streams.resume`):
   citeline:runs:<run>:frames / :state, citeline:runs:chat:<chat_id>
 """
@@ -74,3 +80,19 @@ def worker_key(worker_id: str) -> str:
 
 def worker_jobs_key(worker_id: str) -> str:
     return f"cl:worker-jobs:{worker_id}"
+
+
+def api_key_key(key_id: str) -> str:
+    return f"cl:apikey:{key_id}"
+
+
+def api_keys_key(tenant: str | None) -> str:
+    return "cl:apikeys" if tenant is None else f"cl:apikeys:{tenant}"
+
+
+def usage_key(tenant: str, day: str) -> str:
+    return f"cl:usage:{tenant}:{day}"
+
+
+def tenant_key(tenant: str) -> str:
+    return f"cl:tenant:{tenant}"

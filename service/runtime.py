@@ -10,7 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
+from service.auth.authenticator import Authenticator
+from service.auth.keys import KeyStore
+from service.auth.sqlite_keys import ACCESS_FILE, SqliteKeyStore
 from service.catalog.base import JobRegistry
 from service.clients import build_dense, build_sparse, build_store, embedding_version
 from service.config import Settings
@@ -26,11 +30,45 @@ from service.query.ask import Asker
 from service.query.extractive import EXTRACTIVE_MODEL, ExtractiveAnswerer
 from service.query.llm_answerer import LLMAnswerer
 from service.query.retrieval import Retriever
+from service.quotas.metering import Metering
+from service.quotas.rates import RateLimits
+from service.quotas.streams import StreamSlots
+from service.quotas.usage import RedisUsage, SqliteUsage, UsageBackend, UsageLedger
 from service.store.base import VectorStore
 from service.streams.resume import Runs, build_runs
 from service.telemetry.llm import LLMTelemetry
 
 log = logging.getLogger("citeline")
+
+
+def secure_data_dir(path: Path) -> None:
+    """The data dir (created if missing) and everything in it: 0700 for directories, 0600 for
+    files, so no other local user reads the documents. New files follow the process umask,
+    which `python -m service` and `python -m workers` set to 077."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for entry in [path, *path.rglob("*")]:
+        if not entry.is_symlink():
+            entry.chmod(0o700 if entry.is_dir() else 0o600)
+
+
+def build_key_store(settings: Settings) -> KeyStore:
+    """Keys live with the catalog: SQLite in the data dir, or the arq queue's Redis."""
+    if settings.queue == "arq":
+        from service.auth.redis_keys import RedisKeyStore
+
+        assert settings.redis_url is not None
+        return RedisKeyStore(settings.redis_url, timeout_s=settings.redis_timeout_s)
+    return SqliteKeyStore(settings.data_dir / ACCESS_FILE)
+
+
+def build_usage(settings: Settings) -> UsageLedger:
+    backend: UsageBackend
+    if settings.queue == "arq":
+        assert settings.redis_url is not None
+        backend = RedisUsage(settings.redis_url, settings.redis_timeout_s)
+    else:
+        backend = SqliteUsage(settings.data_dir / ACCESS_FILE)
+    return UsageLedger(backend)
 
 
 def build_pricing(settings: Settings) -> Pricing:
@@ -55,10 +93,15 @@ class Runtime:
     pricing: Pricing
     runs: Runs
     llm: LLM | None
+    auth: Authenticator
+    limits: RateLimits
+    streams: StreamSlots
+    usage: UsageLedger
+    metering: Metering
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(secure_data_dir, settings.data_dir)
         # A local model takes seconds to load: off the loop, and before the store is opened.
         dense = await asyncio.to_thread(build_dense, settings)
         store = await asyncio.to_thread(build_store, settings)
@@ -82,7 +125,15 @@ class Runtime:
             default_max_results=settings.default_max_results,
             rewriter=llm if settings.llm_rewrite_questions else None,
         )
-        documents = Documents(settings, registry, queue, embedding_version(settings))
+        limits, usage = RateLimits(settings), build_usage(settings)
+        metering = Metering(limits, usage, pricing)
+        documents = Documents(
+            settings, registry, queue, store, embedding_version(settings), metering
+        )
+        keys = build_key_store(settings)
+        await keys.open()
+        admin_key = settings.admin_api_key
+        auth = Authenticator(admin_key.get_secret_value() if admin_key else None, keys)
         runtime = cls(
             settings=settings,
             registry=registry,
@@ -95,14 +146,27 @@ class Runtime:
             pricing=pricing,
             runs=build_runs(settings),
             llm=llm,
+            auth=auth,
+            limits=limits,
+            streams=StreamSlots(settings.max_streams_per_key),
+            usage=usage,
+            metering=metering,
         )
         await queue.start()
+        runtime.usage.start()
         log.info("runtime.started", extra={"queued_jobs": registry.queued})
         return runtime
+
+    async def compact(self) -> None:
+        """What deletions left on disk, removed (see `Documents.compact`)."""
+        await self.documents.compact()
 
     async def close(self, wait_s: float | None = None) -> None:
         """Close everything; running jobs get `wait_s` to finish (None: the queue's default)."""
         await self.runs.close()
+        await self.usage.close()
+        await self.limits.close()
+        await self.auth.store.close()
         await self.queue.stop(wait_s)
         if self.dense is not None:
             await self.dense.aclose()

@@ -10,6 +10,11 @@ an `UpstreamFailure` into their own error types. The rules, for every OpenAI-com
 
 `backoff_s` is the one retry schedule: the pipeline's in-process embedding retries and the arq
 job retries both use it.
+
+What an upstream said never reaches a client: a failure's `message` names only what failed
+(the request, the HTTP status, the kind of fault), while everything the upstream sent back
+(its body, which may quote a key or name internal hosts and paths) and the transport's own
+words (host, port) go to `detail`, for the server log only.
 """
 
 from __future__ import annotations
@@ -102,10 +107,11 @@ def backoff_s(
 @dataclass(frozen=True, slots=True)
 class UpstreamFailure:
     kind: Literal["transient", "permanent"]
-    message: str
+    message: str  # safe to show: no upstream text
     status: int | None = None
     retry_after: float | None = None
     not_found: bool = False
+    detail: str = ""  # what the upstream said: logs only
 
     @property
     def transient(self) -> bool:
@@ -127,20 +133,23 @@ def classify_openai_error(exc: openai.OpenAIError, subject: str, server: str) ->
     ("the LLM server").
     """
     if isinstance(exc, openai.APITimeoutError) and timed_out(exc):
-        return UpstreamFailure("transient", f"{subject} timed out")
+        return UpstreamFailure("transient", f"{subject} timed out", detail=root_cause(exc))
     if isinstance(exc, openai.APIConnectionError):
-        return UpstreamFailure("transient", f"cannot reach {server}: {root_cause(exc)}")
+        return UpstreamFailure("transient", f"cannot reach {server}", detail=root_cause(exc))
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        message = f"{subject} failed with HTTP {status}: {_server_message(exc)}"
+        message = f"{subject} failed with HTTP {status}"
+        detail = _server_message(exc)
         # OpenAI reports an exhausted quota as a 429, but waiting does not refill it.
         if status == 429 and exc.code == "insufficient_quota":
-            return UpstreamFailure("permanent", message, status)
+            return UpstreamFailure(
+                "permanent", f"{message} (quota exhausted)", status, detail=detail
+            )
         if is_transient_status(status):
             retry_after = parse_retry_after(exc.response.headers)
-            return UpstreamFailure("transient", message, status, retry_after)
-        return UpstreamFailure("permanent", message, status, not_found=status == 404)
+            return UpstreamFailure("transient", message, status, retry_after, detail=detail)
+        return UpstreamFailure("permanent", message, status, not_found=status == 404, detail=detail)
     if isinstance(exc, openai.APIResponseValidationError):
-        return UpstreamFailure("permanent", f"invalid response to {subject}: {exc}")
+        return UpstreamFailure("permanent", f"invalid response to {subject}", detail=str(exc))
     # APIError without a status: an `{"error": ...}` event inside a stream.
-    return UpstreamFailure("transient", f"{subject} reported an error: {exc}")
+    return UpstreamFailure("transient", f"{subject} reported an error", detail=str(exc))

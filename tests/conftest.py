@@ -17,6 +17,7 @@ import uvicorn
 from service.app import create_app
 from service.config import Settings
 from service.runtime import Runtime
+from service.serving import server_config
 from tests.redis_server import RedisServer, free_port, run_redis
 
 Overrides = dict[Any, Any]
@@ -78,7 +79,10 @@ class LiveServer:
 def start_server(settings: Settings, overrides: Overrides | None = None) -> LiveServer:
     app = create_app(settings, dependency_overrides=overrides)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # The production server's configuration (its header and body bounds), on a free port.
+    config = server_config(
+        app, settings, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
     server = uvicorn.Server(config)
     loops: list[asyncio.AbstractEventLoop] = []
 

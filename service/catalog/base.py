@@ -79,6 +79,15 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class Stored:
+    """What a tenant keeps: live documents, their chunks and the UTF-8 bytes of their text."""
+
+    documents: int = 0
+    chunks: int = 0
+    bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Waiting:
     """A queued job, as a queue that runs jobs in this process needs it."""
 
@@ -168,6 +177,18 @@ class JobRegistry(Protocol):
 
     async def delete(self, scope: Scope, document_id: str) -> bool:
         """Tombstone a document: from this moment on it is never served."""
+        ...
+
+    async def delete_collection(self, scope: Scope) -> int:
+        """Tombstone every live document of the scope; how many there were."""
+        ...
+
+    async def tenant_storage(self, tenant: str) -> Stored:
+        """What the tenant's live documents hold (the storage quota counts this)."""
+        ...
+
+    async def compact(self) -> None:
+        """Drop what deleted rows and dropped job texts left in the registry's files."""
         ...
 
     async def active_versions(self, scope: Scope, document_ids: Sequence[str]) -> dict[str, str]:

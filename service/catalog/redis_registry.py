@@ -32,6 +32,7 @@ from service.catalog.base import (
     Finalized,
     NewDocument,
     RegistryUnavailable,
+    Stored,
     Waiting,
     content_version,
     derived_document_id,
@@ -159,6 +160,7 @@ class RedisRegistry:
                 str(d.max_tokens),
                 str(d.overlap_tokens),
                 str(len(d.text)),
+                str(len(d.text.encode())),
             ]
             for d in docs
         ]
@@ -307,10 +309,35 @@ class RedisRegistry:
         return [n for n, size in zip(names, sizes, strict=True) if size][:limit]
 
     async def delete(self, scope: Scope, document_id: str) -> bool:
-        args = [keys.scope_key(scope), document_id, repr(time.time())]
+        args = [keys.scope_key(scope), scope.tenant, repr(time.time()), document_id]
         deleted = bool(await self._script("DELETE", args))
         self._active.forget(scope, document_id)
         return deleted
+
+    async def delete_collection(self, scope: Scope, step: int = 500) -> int:
+        """Tombstone the scope's documents, `step` per script (each one atomic)."""
+        n = 0
+        while True:
+            async with self._guard("delete_collection"):
+                ids = await _r(self.redis.zrange(keys.docs_key(scope), 0, step - 1))
+            if not ids:
+                return n
+            args = [keys.scope_key(scope), scope.tenant, repr(time.time()), *ids]
+            n += int(await self._script("DELETE", args))
+            for document_id in ids:
+                self._active.forget(scope, document_id)
+
+    async def tenant_storage(self, tenant: str) -> Stored:
+        async with self._guard("tenant_storage"):
+            got = await _r(self.redis.hgetall(keys.tenant_key(tenant)))
+        return Stored(
+            int(got.get("documents", 0)), int(got.get("chunks", 0)), int(got.get("bytes", 0))
+        )
+
+    async def compact(self) -> None:
+        """Nothing to do: a job's text is deleted when the job ends (HDEL), and Redis keeps
+        no history of deleted values."""
+        return None
 
     # -- the query path --------------------------------------------------------------------
     async def active_versions(self, scope: Scope, document_ids: Sequence[str]) -> dict[str, str]:

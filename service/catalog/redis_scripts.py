@@ -24,6 +24,15 @@ for i, x in ipairs(cjson.decode(ARGV[2])) do
   if st and cur[4] == '0' and cur[1] == v and st ~= 'failed' then
     out[i] = {d, cur[2], st, v, 1}
   else
+    local live = cur[2] and cur[4] == '0'
+    local tkey = 'cl:tenant:' .. t
+    if live then
+      redis.call('HINCRBY', tkey, 'bytes', tonumber(x[12]) - tonumber(
+        redis.call('HGET', dkey, 'bytes') or x[11]))
+    else
+      redis.call('HINCRBY', tkey, 'documents', 1)
+      redis.call('HINCRBY', tkey, 'bytes', tonumber(x[12]))
+    end
     local gen = 0
     if cur[3] then
       gen = tonumber(cur[3])
@@ -52,7 +61,7 @@ for i, x in ipairs(cjson.decode(ARGV[2])) do
     end
     redis.call('HSET', dkey, 'latest_version', v, 'latest_job', job_id, 'generation', gen,
       'deleted', 0, 'title', x[6], 'source', x[7], 'metadata', x[8], 'chars', x[11],
-      'updated_at', now)
+      'bytes', x[12], 'updated_at', now)
     redis.call('ZADD', 'cl:docs:' .. sk, 0, d)
     redis.call('SADD', 'cl:collections:' .. t, c)
     out[i] = {d, job_id, 'queued', v, 0}
@@ -121,7 +130,7 @@ for i, x in ipairs(cjson.decode(ARGV[2])) do
     local sk = j[3] .. '\31' .. j[4]
     local dkey = 'cl:doc:' .. sk .. '\31' .. j[5]
     local doc = redis.call('HMGET', dkey, 'latest_job', 'latest_version', 'active_version',
-      'deleted', 'njobs')
+      'deleted', 'njobs', 'chunks')
     local alive = doc[1] and doc[4] == '0'
     local current = alive and doc[1] == x[1]
     redis.call('HSET', jkey, 'status', 'completed', 'stage', 'done', 'chunks_done', x[3],
@@ -132,6 +141,7 @@ for i, x in ipairs(cjson.decode(ARGV[2])) do
     redis.call('HINCRBY', 'cl:counts', 'completed', 1)
     redis.call('SREM', 'cl:open', x[1])
     if current then
+      redis.call('HINCRBY', 'cl:tenant:' .. j[3], 'chunks', x[3] - tonumber(doc[6] or '0'))
       redis.call('HSET', dkey, 'active_version', j[6], 'chunks', x[3], 'updated_at', now)
       redis.call('HSET', 'cl:active:' .. sk, j[5], j[6])
       local others = 0
@@ -179,13 +189,23 @@ redis.call('HINCRBY', 'cl:counts', 'queued', 1)
 return 1
 """
 
-# ARGV: scope key, document_id, now → 1 when a live document was tombstoned
+# ARGV: scope key, tenant, now, document_id... → how many live documents were tombstoned
 DELETE = r"""
-local dkey = 'cl:doc:' .. ARGV[1] .. '\31' .. ARGV[2]
-if redis.call('HGET', dkey, 'deleted') ~= '0' then return 0 end
-redis.call('HSET', dkey, 'deleted', 1, 'chunks', 0, 'updated_at', ARGV[3])
-redis.call('HDEL', dkey, 'active_version')
-redis.call('HDEL', 'cl:active:' .. ARGV[1], ARGV[2])
-redis.call('ZREM', 'cl:docs:' .. ARGV[1], ARGV[2])
-return 1
+local n = 0
+local tkey = 'cl:tenant:' .. ARGV[2]
+for i = 4, #ARGV do
+  local dkey = 'cl:doc:' .. ARGV[1] .. '\31' .. ARGV[i]
+  local d = redis.call('HMGET', dkey, 'deleted', 'chunks', 'bytes', 'chars')
+  if d[1] == '0' then
+    redis.call('HINCRBY', tkey, 'documents', -1)
+    redis.call('HINCRBY', tkey, 'chunks', -tonumber(d[2] or '0'))
+    redis.call('HINCRBY', tkey, 'bytes', -tonumber(d[3] or d[4] or '0'))
+    redis.call('HSET', dkey, 'deleted', 1, 'chunks', 0, 'updated_at', ARGV[3])
+    redis.call('HDEL', dkey, 'active_version')
+    redis.call('HDEL', 'cl:active:' .. ARGV[1], ARGV[i])
+    n = n + 1
+  end
+  redis.call('ZREM', 'cl:docs:' .. ARGV[1], ARGV[i])
+end
+return n
 """

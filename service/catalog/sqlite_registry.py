@@ -22,6 +22,7 @@ from service.catalog.base import (
     Claim,
     Finalized,
     NewDocument,
+    Stored,
     Waiting,
     content_version,
     derived_document_id,
@@ -47,6 +48,7 @@ CREATE TABLE IF NOT EXISTS documents (
     source TEXT,
     metadata TEXT NOT NULL,
     chars INTEGER NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0,
     chunks INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
@@ -123,6 +125,9 @@ class SqliteRegistry:
         db = sqlite3.connect(self._path, check_same_thread=False)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
+        # Deleted content is overwritten, not left in free pages: a deleted document's text
+        # must not stay in the file (see `compact` for the WAL).
+        db.execute("PRAGMA secure_delete=ON")
         # Worker-side updates can be replayed (a rerun job rewrites the same points), so they
         # only need to survive a process crash; `accept` switches to FULL for its commit.
         db.execute("PRAGMA synchronous=NORMAL")
@@ -130,6 +135,14 @@ class SqliteRegistry:
         columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
         if "embedding_tokens" not in columns:  # a data dir from before job accounting
             db.execute("ALTER TABLE jobs ADD COLUMN embedding_tokens INTEGER NOT NULL DEFAULT 0")
+        doc_columns = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
+        if "bytes" not in doc_columns:  # a data dir from before storage quotas
+            db.execute("ALTER TABLE documents ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0")
+            db.execute("UPDATE documents SET bytes = chars")
+        with db:  # texts of jobs that ended before texts were dropped at the end
+            db.execute(
+                "UPDATE jobs SET text='' WHERE status IN ('completed', 'failed') AND text != ''"
+            )
         self._db = db
         for row in db.execute(
             "SELECT tenant, collection, document_id, active_version FROM documents "
@@ -210,6 +223,7 @@ class SqliteRegistry:
             " chunks_done, tries, created_at, text, title, source, metadata, max_tokens,"
             " overlap_tokens) VALUES (?,?,?,?,?,'queued','queued',0,0,?,?,?,?,?,?,?)"
             " ON CONFLICT(job_id) DO UPDATE SET status='queued', stage='queued', error=NULL,"
+            " text=excluded.text,"
             " chunks_done=0, chunks_total=NULL, tries=0, finished_at=NULL, superseded_by=NULL",
             (
                 job_id,
@@ -228,12 +242,13 @@ class SqliteRegistry:
         )
         db.execute(
             "INSERT INTO documents (tenant, collection, document_id, latest_version, latest_job,"
-            " generation, deleted, title, source, metadata, chars, chunks, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,0,?,?,?,?,0,?,?)"
+            " generation, deleted, title, source, metadata, chars, bytes, chunks, created_at,"
+            " updated_at) VALUES (?,?,?,?,?,?,0,?,?,?,?,?,0,?,?)"
             " ON CONFLICT(tenant, collection, document_id) DO UPDATE SET"
             " latest_version=excluded.latest_version, latest_job=excluded.latest_job,"
             " generation=excluded.generation, title=excluded.title, source=excluded.source,"
-            " metadata=excluded.metadata, chars=excluded.chars, updated_at=excluded.updated_at,"
+            " metadata=excluded.metadata, chars=excluded.chars, bytes=excluded.bytes,"
+            " updated_at=excluded.updated_at,"
             " created_at=CASE WHEN documents.deleted THEN excluded.created_at"
             "   ELSE documents.created_at END,"
             " active_version=CASE WHEN documents.deleted THEN NULL"
@@ -251,6 +266,7 @@ class SqliteRegistry:
                 doc.source,
                 meta,
                 len(doc.text),
+                len(doc.text.encode()),
                 now,
                 now,
             ),
@@ -353,6 +369,38 @@ class SqliteRegistry:
         self.active.get(scope, {}).pop(document_id, None)
         return n > 0
 
+    async def delete_collection(self, scope: Scope) -> int:
+        return await self._call(self._delete_collection, scope, priority=_READ)
+
+    def _delete_collection(self, scope: Scope) -> int:
+        with self.db:
+            n = self.db.execute(
+                "UPDATE documents SET deleted=1, active_version=NULL, chunks=0, updated_at=?"
+                " WHERE tenant=? AND collection=? AND deleted=0",
+                (time.time(), scope.tenant, scope.collection),
+            ).rowcount
+        self.active.pop(scope, None)
+        return int(n)
+
+    async def tenant_storage(self, tenant: str) -> Stored:
+        return await self._call(self._tenant_storage, tenant, priority=_READ)
+
+    def _tenant_storage(self, tenant: str) -> Stored:
+        row = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(chunks), 0), COALESCE(SUM(bytes), 0) FROM documents"
+            " WHERE tenant=? AND deleted=0",
+            (tenant,),
+        ).fetchone()
+        return Stored(int(row[0]), int(row[1]), int(row[2]))
+
+    async def compact(self) -> None:
+        """Checkpoint and truncate the WAL: its frames still hold rows as they were written,
+        texts of ended jobs included (the main file overwrites them: secure_delete)."""
+        await self._call(self._compact)
+
+    def _compact(self) -> None:
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # -- the worker's side -----------------------------------------------------------------
     async def waiting(self, limit: int) -> list[Waiting]:
         return await self._call(self._waiting, limit)
@@ -449,7 +497,7 @@ class SqliteRegistry:
         superseded = doc["latest_version"] if alive and not current else None
         db.execute(
             "UPDATE jobs SET status='completed', stage='done', chunks_done=?, chunks_total=?,"
-            " embedding_tokens=?, finished_at=?, superseded_by=? WHERE job_id=?",
+            " embedding_tokens=?, finished_at=?, superseded_by=?, text='' WHERE job_id=?",
             (chunks, chunks, tokens, now, superseded, job.job_id),
         )
         # Stale chunks can exist only if some other job of this document ever ran.
@@ -474,7 +522,7 @@ class SqliteRegistry:
     def _fail(self, job: JobRow, error: str) -> Finalized:
         with self.db:
             self.db.execute(
-                "UPDATE jobs SET status='failed', stage='done', error=?, finished_at=?"
+                "UPDATE jobs SET status='failed', stage='done', error=?, finished_at=?, text=''"
                 " WHERE job_id=?",
                 (error[:2000], time.time(), job.job_id),
             )

@@ -9,6 +9,8 @@ Errors raised by embedders:
     └── PermanentEmbeddingError     400/401/403/404/422, an exhausted quota, or a response that
                                     breaks the contract (wrong count, wrong dimension, NaN/inf);
                                     the same request will fail the same way
+
+A message says what failed; what the provider answered is in `detail`, for the server log.
 """
 
 from __future__ import annotations
@@ -35,16 +37,22 @@ __all__ = [
 
 
 class EmbeddingError(Exception):
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    def __init__(self, message: str, *, status_code: int | None = None, detail: str = "") -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.detail = detail
 
 
 class TransientEmbeddingError(EmbeddingError):
     def __init__(
-        self, message: str, *, status_code: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        detail: str = "",
     ) -> None:
-        super().__init__(message, status_code=status_code)
+        super().__init__(message, status_code=status_code, detail=detail)
         self.retry_after = retry_after
 
 
@@ -70,9 +78,14 @@ def _map_error(exc: openai.OpenAIError, model: str) -> EmbeddingError:
     failure = classify_openai_error(exc, f"embedding request to {model!r}", "the embedding server")
     if failure.transient:
         return TransientEmbeddingError(
-            failure.message, status_code=failure.status, retry_after=failure.retry_after
+            failure.message,
+            status_code=failure.status,
+            retry_after=failure.retry_after,
+            detail=failure.detail,
         )
-    return PermanentEmbeddingError(failure.message, status_code=failure.status)
+    return PermanentEmbeddingError(
+        failure.message, status_code=failure.status, detail=failure.detail
+    )
 
 
 class OpenAIEmbedder:
@@ -161,11 +174,11 @@ class OpenAIEmbedder:
             except openai.OpenAIError as exc:
                 raise _map_error(exc, self.model) from exc
             except httpx.HTTPError as exc:  # transport errors the SDK let through unwrapped
-                message = f"embedding request to {self.model!r} failed: {exc!r}"
-                raise TransientEmbeddingError(message) from exc
+                message = f"embedding request to {self.model!r} failed ({type(exc).__name__})"
+                raise TransientEmbeddingError(message, detail=repr(exc)) from exc
             except ValueError as exc:  # the SDK's base64 decoder and "No embedding data"
                 raise PermanentEmbeddingError(
-                    f"invalid embedding response from {self.model!r}: {exc}"
+                    f"invalid embedding response from {self.model!r}", detail=str(exc)
                 ) from exc
         return self._validated(response.data, len(texts))
 

@@ -154,7 +154,8 @@ class LocalEmbedder:
             )
         except Exception as exc:  # a model failure on this input: the job fails, not the stage
             raise PermanentEmbeddingError(
-                f"local embedding model {self.model!r} failed: {exc!r}"
+                f"local embedding model {self.model!r} failed ({type(exc).__name__})",
+                detail=repr(exc),
             ) from exc
         array = np.asarray(array, dtype=np.float32)
         if array.shape != (len(texts), self.dimension):

@@ -12,7 +12,12 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from service.embeddings.dense import DenseEmbedder, PermanentEmbeddingError, TransientEmbeddingError
+from service.embeddings.dense import (
+    DenseEmbedder,
+    EmbeddingError,
+    PermanentEmbeddingError,
+    TransientEmbeddingError,
+)
 from service.indexing.chunking import Chunk
 from service.indexing.units import _Job
 from service.telemetry import tracing
@@ -68,12 +73,22 @@ async def _embed_items(
     try:
         return items, await embed_with_retries(dense, [c.text for _, c in items], budget_s), []
     except TransientEmbeddingError as exc:
+        _log_failure(exc, jobs)
         reason = f"embedding failed after retries: {exc}"
         return [], [], [Refusal(j, reason, True, exc.retry_after) for j in jobs]
     except PermanentEmbeddingError as exc:
+        _log_failure(exc, jobs)
         if len(jobs) == 1:
             return [], [], [Refusal(jobs[0], f"embedding failed: {exc}", False)]
     return await _one_by_one(dense, items, jobs, budget_s)
+
+
+def _log_failure(exc: EmbeddingError, jobs: list[_Job]) -> None:
+    """What the embedder said, under the jobs' ids: job errors keep only what failed."""
+    log.warning(
+        "embedding.failed",
+        extra={"jobs": [j.row.job_id for j in jobs], "error": str(exc), "detail": exc.detail},
+    )
 
 
 async def _one_by_one(

@@ -83,23 +83,30 @@ def map_anthropic_error(exc: Exception, model: str) -> LLMError:
     import anthropic
 
     if isinstance(exc, _TRANSPORT_ERRORS):
-        return LLMUnavailable(f"connection to the Anthropic API failed: {exc!r}", model=model)
+        return LLMUnavailable(
+            f"connection to the Anthropic API failed ({type(exc).__name__})",
+            model=model,
+            detail=repr(exc),
+        )
     if isinstance(exc, anthropic.APITimeoutError):
-        return LLMUnavailable(f"request to {model!r} timed out", model=model)
+        return LLMUnavailable(f"request to {model!r} timed out", model=model, detail=str(exc))
     if isinstance(exc, anthropic.APIConnectionError):
-        return LLMUnavailable(f"cannot reach the Anthropic API: {exc}", model=model)
+        return LLMUnavailable("cannot reach the Anthropic API", model=model, detail=str(exc))
     if isinstance(exc, anthropic.APIStatusError):
         status = exc.status_code
-        message = f"{model!r} failed with HTTP {status}: {exc.message}"
+        message, detail = f"{model!r} failed with HTTP {status}", exc.message
         if is_transient_status(status):  # 529, Anthropic's "overloaded", too
             return LLMUnavailable(
                 message,
                 model=model,
                 status_code=status,
                 retry_after=parse_retry_after(exc.response.headers),
+                detail=detail,
             )
-        return LLMRejected(message, model=model, status_code=status, model_not_found=status == 404)
-    return LLMUnavailable(f"{model!r} failed: {exc}", model=model)
+        return LLMRejected(
+            message, model=model, status_code=status, model_not_found=status == 404, detail=detail
+        )
+    return LLMUnavailable(f"{model!r} failed ({type(exc).__name__})", model=model, detail=str(exc))
 
 
 def _split(messages: Sequence[ChatMessage]) -> tuple[str, list[dict[str, str]]]:
@@ -185,7 +192,8 @@ class AnthropicLLM:
         except failures as exc:
             if sent:
                 raise LLMStreamBroken(
-                    f"the stream from {self.model!r} broke after {sent} deltas: {exc!r}",
+                    f"the stream from {self.model!r} broke after {sent} deltas",
+                    detail=repr(exc),
                     model=self.model,
                 ) from exc
             raise map_anthropic_error(exc, self.model) from exc

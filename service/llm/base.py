@@ -18,6 +18,9 @@ Errors raised by `LLM.stream` (after the provider SDK's own retries are spent):
 
 Transport errors that the SDKs let through unwrapped (an abrupt mid-stream cut raises plain
 `httpx.RemoteProtocolError`, not an SDK exception) are mapped like connection failures.
+
+An error's message says what failed, never what the provider answered: that (which may quote
+an API key, a host or a path) is in `detail`, for the server log.
 """
 
 from __future__ import annotations
@@ -107,9 +110,10 @@ class LLMError(Exception):
 
     http_status = 502
 
-    def __init__(self, message: str, *, model: str | None = None) -> None:
+    def __init__(self, message: str, *, model: str | None = None, detail: str = "") -> None:
         super().__init__(message)
         self.model = model
+        self.detail = detail
 
 
 class LLMUnavailable(LLMError):
@@ -122,8 +126,9 @@ class LLMUnavailable(LLMError):
         model: str | None = None,
         status_code: int | None = None,
         retry_after: float | None = None,
+        detail: str = "",
     ) -> None:
-        super().__init__(message, model=model)
+        super().__init__(message, model=model, detail=detail)
         self.status_code = status_code
         self.retry_after = retry_after
 
@@ -142,8 +147,9 @@ class LLMRejected(LLMError):
         model: str | None = None,
         status_code: int | None = None,
         model_not_found: bool = False,
+        detail: str = "",
     ) -> None:
-        super().__init__(message, model=model)
+        super().__init__(message, model=model, detail=detail)
         self.status_code = status_code
         self.model_not_found = model_not_found
 

@@ -36,9 +36,13 @@ def map_openai_error(
 ) -> LLMError:
     """Translate an SDK or raw transport exception, raised after the SDK's retries."""
     if isinstance(exc, InvalidChunk):
-        return LLMRejected(f"invalid stream from {model!r}: {exc}", model=model)
+        return LLMRejected(f"invalid stream from {model!r}", model=model, detail=str(exc))
     if isinstance(exc, httpx.HTTPError):  # e.g. RemoteProtocolError when a stream is cut
-        return LLMUnavailable(f"connection to the LLM server failed: {exc!r}", model=model)
+        return LLMUnavailable(
+            f"connection to the LLM server failed ({type(exc).__name__})",
+            model=model,
+            detail=repr(exc),
+        )
     failure = classify_openai_error(exc, f"request to {model!r}", "the LLM server")
     if failure.transient:
         return LLMUnavailable(
@@ -46,11 +50,16 @@ def map_openai_error(
             model=model,
             status_code=failure.status,
             retry_after=failure.retry_after,
+            detail=failure.detail,
         )
     # A 404 on chat completions is an unknown model (OpenAI, vLLM, Ollama) or a wrong base
     # URL: either way another endpoint or model may work.
     return LLMRejected(
-        failure.message, model=model, status_code=failure.status, model_not_found=failure.not_found
+        failure.message,
+        model=model,
+        status_code=failure.status,
+        model_not_found=failure.not_found,
+        detail=failure.detail,
     )
 
 
@@ -139,8 +148,9 @@ class OpenAICompatibleLLM:
         except (openai.OpenAIError, httpx.HTTPError, InvalidChunk) as exc:
             if parts:
                 raise LLMStreamBroken(
-                    f"the stream from {self.model!r} broke after {len(parts)} deltas: {exc!r}",
+                    f"the stream from {self.model!r} broke after {len(parts)} deltas",
                     model=self.model,
+                    detail=repr(exc),
                 ) from exc
             raise map_openai_error(exc, self.model) from exc
         if not finished:

@@ -55,7 +55,9 @@ def _failure(exc: LLMError, sent: bool, model: str) -> LLMError:
     """What a call's failure is to its caller: after the first delta, always LLMStreamBroken."""
     if not sent or isinstance(exc, LLMStreamBroken):
         return exc
-    return LLMStreamBroken(f"the answer from {model!r} broke off: {exc}", model=model)
+    return LLMStreamBroken(
+        f"the answer from {model!r} broke off: {exc}", model=model, detail=exc.detail
+    )
 
 
 class LLMObserver(Protocol):
@@ -202,6 +204,7 @@ class ResilientLLM:
                 extra={
                     "failed_model": self._chain[position].model,
                     "error": str(exc),
+                    "detail": exc.detail,
                     "next_model": self._chain[position + 1].model,
                 },
             )
@@ -223,4 +226,5 @@ class ResilientLLM:
             model=failures[-1].model,
             status_code=unavailable[-1].status_code,
             retry_after=min(waits) if waits else None,
+            detail="; ".join(f.detail for f in failures if f.detail),
         )

@@ -14,13 +14,16 @@ the same search results. Jobs that were running at backup time are queued again 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
+import sqlite3
 import tarfile
 import time
 from pathlib import Path
 from typing import Any
 
+from service.auth.sqlite_keys import ACCESS_FILE
 from service.catalog.base import JobRegistry
 from service.clients import embedding_record
 from service.config import Settings
@@ -62,12 +65,14 @@ async def take(
     async with queue.writes_paused():
         paused = time.perf_counter()
         has_registry = await registry.backup(target / SQLITE_FILE)
+        has_access = await asyncio.to_thread(_copy_access, settings.data_dir, target)
         await asyncio.to_thread(store.snapshot, target / store_copy)
         paused_s = time.perf_counter() - paused
     manifest = {
         "format": FORMAT,
         "created_at": time.time(),
         "registry": SQLITE_FILE if has_registry else None,
+        "access": ACCESS_FILE if has_access else None,  # API keys and daily usage
         "store": store_copy.as_posix(),
         "store_kind": "qdrant-server" if settings.qdrant_url else "qdrant-edge",
         "embedding": embedding_record(settings).metadata(),
@@ -78,6 +83,19 @@ async def take(
     }
     (target / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _copy_access(data_dir: Path, target: Path) -> bool:
+    """The API keys and usage database (embedded mode), by SQLite's online backup."""
+    source = data_dir / ACCESS_FILE
+    if not source.exists():
+        return False
+    with (
+        contextlib.closing(sqlite3.connect(source)) as db,
+        contextlib.closing(sqlite3.connect(target / ACCESS_FILE)) as copy,
+    ):
+        db.backup(copy)
+    return True
 
 
 def archive(source: Path) -> Path:
@@ -124,7 +142,9 @@ def restore(source: Path, settings: Settings) -> dict[str, Any]:
             f"the backup's store is {store_copy}, but these settings use {store_dir(settings)}:"
             " restore with the embedding settings the backup was taken with"
         )
-    taken = [p for p in (data / SQLITE_FILE, data / naming.EDGE_DIR) if p.exists()]
+    taken = [
+        p for p in (data / SQLITE_FILE, data / ACCESS_FILE, data / naming.EDGE_DIR) if p.exists()
+    ]
     if taken:
         raise BackupError(
             f"the data dir {data} is not empty ({', '.join(p.name for p in taken)}): restore "
@@ -134,4 +154,6 @@ def restore(source: Path, settings: Settings) -> dict[str, Any]:
     shutil.copytree(source / store_copy, data / store_copy)
     if manifest["registry"]:
         shutil.copy2(source / manifest["registry"], data / SQLITE_FILE)
+    if manifest.get("access"):
+        shutil.copy2(source / manifest["access"], data / ACCESS_FILE)
     return manifest

@@ -43,7 +43,8 @@ def fetch(settings: Settings, directory: str, url: str | None) -> int:
     if target.exists():
         target.rmdir()
     base = (url or default_url(settings)).rstrip("/")
-    token = settings.metrics_bearer
+    admin = settings.admin_api_key.get_secret_value() if settings.admin_api_key else None
+    token = settings.metrics_bearer or admin  # the route takes either
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     part = target.with_name(target.name + ".tar.part")
     started = time.perf_counter()

@@ -43,18 +43,8 @@ class DrainingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def serve(
-    app: object, *, host: str, port: int, log_level: str, drain: Drain, grace_s: float
-) -> None:
-    config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
-        host=host,
-        port=port,
-        log_level=log_level,
-        log_config=None,  # the service's own logging (service.telemetry.logs)
-        access_log=False,  # replaced by the `http.request` line, which carries the context
-        # Once the drain is over only finished connections remain, closing their writes.
-        timeout_graceful_shutdown=1,
-    )
+def serve(config: uvicorn.Config, *, drain: Drain, grace_s: float) -> None:
+    """Run `config` (from `service.serving.server_config`: its bounds on clients) until a
+    signal, then drain."""
     with contextlib.suppress(KeyboardInterrupt):  # a SIGINT raised again after the drain
         DrainingServer(config, drain=drain, grace_s=grace_s).run()

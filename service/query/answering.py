@@ -8,6 +8,7 @@ answerer was given never reaches a client.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,10 @@ from service.query.events import (
     UsageEvent,
 )
 from service.query.prompting import PromptTooLarge
+from service.request_context import request_id
 from service.store.base import Hit
+
+log = logging.getLogger("citeline.answer")
 
 NOT_FOUND = "The indexed documents do not answer this question."
 
@@ -76,11 +80,28 @@ def to_sources(hits: Sequence[Hit]) -> list[Source]:
     ]  # fmt: skip
 
 
+# What a client is told when the model fails, per class: nothing of the provider's own words.
+PUBLIC_ERRORS = {
+    502: "The language model failed to answer.",
+    503: "The language model is unavailable; retry later.",
+    504: "The language model did not answer in time.",
+}
+
+
 def _error(exc: LLMError | PromptTooLarge) -> ErrorEvent:
+    """The run's error event: a fixed message per class naming the request id; the provider's
+    detail goes to the server log under that id."""
     if isinstance(exc, PromptTooLarge):
         return ErrorEvent(str(exc), 413)
     retry_after = exc.retry_after if isinstance(exc, LLMUnavailable) else None
-    return ErrorEvent(str(exc), exc.http_status, retry_after)
+    log.warning(
+        "answer.llm_failed",
+        extra={"status": exc.http_status, "error": str(exc), "detail": exc.detail},
+    )
+    message = PUBLIC_ERRORS.get(exc.http_status, PUBLIC_ERRORS[502])
+    if rid := request_id():
+        message += f" (request {rid}: the server log has the details)"
+    return ErrorEvent(message, exc.http_status, retry_after)
 
 
 async def answer_events(

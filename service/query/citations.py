@@ -14,13 +14,30 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Citation", "CitationFilter", "filter_citations"]
+__all__ = ["Citation", "CitationFilter", "defuse_markers", "filter_citations"]
 
 # Spaces before the marker belong to it: they go when the marker goes.
 _MARKER = re.compile(r"([ \t]*)\[(\d{1,3}(?:[ \t]*,[ \t]*\d{1,3})*)\]")
 # A suffix that may still become (part of) a marker once more text arrives. Digits are not
 # limited here: "[1234" is held until its next character shows it is no marker.
 _UNSETTLED = re.compile(r"[ \t]*(?:\[[\d, \t]*)?\Z")
+
+
+# "[2]", "[1, 3]" or an unclosed "[2" in text the answerer did not write (a source's own
+# footnote marker, an injected "[2]"): shown with full-width brackets, which no marker uses.
+_FOREIGN_GROUP = re.compile(r"\[([\d, \t]*\d[\d, \t]*)\]")
+_FOREIGN_OPEN = re.compile(r"\[(?=[ \t]*\d)")
+
+
+def defuse_markers(text: str) -> str:
+    """`text` with every bracketed number made inert: "[2]" → "［2］", "[1" → "［1".
+
+    Only markers the answerer itself writes may become citations; text it copies (a source
+    sentence, a model quoting a source) passes through this first.
+    """
+    if "[" not in text:
+        return text
+    return _FOREIGN_OPEN.sub("［", _FOREIGN_GROUP.sub(r"［\1］", text))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from schemas.query import Source
 from service.embeddings.sparse import Bm25Encoder
 from service.llm.base import TurnLike, Usage
 from service.query.answering import AnswerPlan
+from service.query.citations import defuse_markers
 from service.tokens import count_tokens
 
 EXTRACTIVE_MODEL = "extractive"
@@ -58,7 +59,8 @@ class ExtractiveAnswerer:
             chosen.append(sentence)
             budget -= cost
         chosen.sort(key=lambda s: (s.n, s.position))
-        return [f"{s.text} [{s.n}]" for s in chosen]
+        # The source's own "[2]" must not read as a marker: only the one appended here counts.
+        return [f"{defuse_markers(s.text)} [{s.n}]" for s in chosen]
 
     async def plan(
         self, question: str, sources: Sequence[Source], history: Sequence[TurnLike] = ()

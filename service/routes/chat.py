@@ -7,7 +7,7 @@ request shape (messages with `content` strings and no `trigger`) or by `?protoco
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
@@ -18,9 +18,8 @@ from starlette.middleware.cors import CORSMiddleware
 
 from schemas.chat import CHAT_ID_PATTERN, ChatIn, ChatMessage
 from schemas.query import MAX_QUESTION_CHARS, MAX_TURN_CHARS, MAX_TURNS, Turn
-from service.deps import AskerDep, RunsDep, SettingsDep, TenantDep
-from service.errors import BadRequest, problem, problem_responses
-from service.store.base import Scope
+from service.deps import AskerDep, MeteringDep, ReadAccess, RunsDep, SettingsDep, StreamsDep
+from service.errors import BadRequest, NotFound, problem, problem_responses
 from service.streams.data_stream import (
     DATA_HEADERS,
     DATA_MEDIA_TYPE,
@@ -58,7 +57,7 @@ RESUME_RESPONSES: dict[int | str, dict[str, object]] = {
         "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
     },
     204: {"description": "no active stream for this chat"},
-    **problem_responses(400),
+    **problem_responses(400, 404),
 }
 
 
@@ -98,13 +97,16 @@ UI_ENDING = b"".join(sse_frame(f) for f in ending_frames(SHUTDOWN_MESSAGE)) + ss
 DATA_ENDING = ending_lines(SHUTDOWN_MESSAGE)
 
 
-def ui_response(runs: Runs, run_id: str, after: int, ping_s: float) -> LiveResponse:
+def ui_response(
+    runs: Runs, run_id: str, after: int, ping_s: float, on_close: Callable[[], None]
+) -> LiveResponse:
     return LiveResponse(
         replay(runs, run_id, after),
         ping_s=ping_s,
         headers=UI_HEADERS,
         wire_format="ui",
         ending=UI_ENDING,
+        on_close=on_close,
     )
 
 
@@ -114,16 +116,20 @@ async def chat(
     asker: AskerDep,
     runs: RunsDep,
     settings: SettingsDep,
-    tenant: TenantDep,
+    metering: MeteringDep,
+    streams: StreamsDep,
+    caller: ReadAccess,
     protocol: Annotated[Literal["ui", "data"] | None, Query()] = None,
 ) -> Response:
     """Answer the last user message as a UI message stream (or a v4 data stream)."""
     question, history = conversation(body.messages)
-    events = await asker.ask(
-        Scope(tenant, body.collection), question, body.max_results, body.filters, history=history
-    )
+    scope = caller.scope_of(body.collection)
+    await metering.check(caller.tenant)
+    answer = await asker.ask(scope, question, body.max_results, body.filters, history=history)
+    events = metering.metered(answer, caller.tenant)
     message_id = "msg_" + secrets.token_hex(12)
     ping_s = settings.sse_ping_interval_s
+    slot = streams.take(caller)
     if protocol == "data" or (protocol is None and body.v4_shape):
         limit = body.max_results or settings.default_max_results
         lines = data_lines(events, message_id, question, limit)
@@ -135,9 +141,15 @@ async def chat(
             ping=HEARTBEAT,
             wire_format="data",
             ending=DATA_ENDING,
+            on_close=slot.release,
         )
-    run_id = await runs.start(body.id, ui_frames(events, message_id), overflow_frames)
-    return ui_response(runs, run_id, 0, ping_s)
+    try:
+        frames = ui_frames(events, message_id)
+        run_id = await runs.start(caller.owner, body.id, frames, overflow_frames)
+    except BaseException:
+        slot.release()
+        raise
+    return ui_response(runs, run_id, 0, ping_s, slot.release)
 
 
 @router.get("/api/chat/{chat_id}/stream", responses=RESUME_RESPONSES)
@@ -145,20 +157,25 @@ async def resume(
     chat_id: Annotated[str, Path(pattern=CHAT_ID_PATTERN)],
     runs: RunsDep,
     settings: SettingsDep,
+    streams: StreamsDep,
+    caller: ReadAccess,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
 ) -> Response:
-    """Replay the chat's active run (useChat `resume: true`), or the rest after Last-Event-ID."""
+    """Replay the caller's active run of this chat (useChat `resume: true`; 204 when there is
+    none), or the rest after Last-Event-ID (404 for a run that is unknown, expired or not the
+    caller's: a run is bound to the tenant and key that started it)."""
     if last_event_id:
         run_id, after = parse_event_id(last_event_id)
         info = await runs.buffer.info(run_id)
-        if info is None or info.chat_id != chat_id:
-            return Response(status_code=204)
+        if info is None or info.owner != caller.owner or info.chat_id != chat_id:
+            raise NotFound("no such answer stream (unknown, expired or another caller's)")
     else:
-        info = await runs.buffer.latest(chat_id)
+        info = await runs.buffer.latest(caller.owner, chat_id)
         if info is None or not info.active:
             return Response(status_code=204)
         run_id, after = info.run_id, 0
-    return ui_response(runs, run_id, after, settings.sse_ping_interval_s)
+    slot = streams.take(caller)
+    return ui_response(runs, run_id, after, settings.sse_ping_interval_s, slot.release)
 
 
 @router.get("/", include_in_schema=False)

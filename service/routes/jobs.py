@@ -10,9 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from schemas.jobs import JobOut
+from service.auth.principal import Principal
 from service.catalog.base import JobRegistry, RegistryUnavailable
 from service.catalog.rows import JobRow
-from service.deps import PricingDep, RegistryDep, SettingsDep, TenantDep
+from service.deps import PricingDep, ReadAccess, RegistryDep, SettingsDep, StreamsDep
 from service.errors import NotFound, problem_responses
 from service.pricing import Pricing
 from service.streams.live import LiveResponse, sse_frame
@@ -47,14 +48,20 @@ def job_out(job: JobRow, pricing: Pricing) -> JobOut:
     )
 
 
+async def visible_job(registry: JobRegistry, job_id: str, caller: Principal) -> JobRow:
+    """The caller's job; another tenant's, or one of a collection outside the key's list, is
+    as unknown as a job that never existed (404, no existence oracle)."""
+    job = await registry.job(job_id, caller.tenant)
+    if job is None or not caller.can_read(job.collection):
+        raise NotFound(f"no job {job_id!r}")
+    return job
+
+
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=problem_responses(404, 503))
 async def get_job(
-    job_id: JobId, registry: RegistryDep, pricing: PricingDep, tenant: TenantDep
+    job_id: JobId, registry: RegistryDep, pricing: PricingDep, caller: ReadAccess
 ) -> JobOut:
-    job = await registry.job(job_id, tenant)
-    if job is None:
-        raise NotFound(f"no job {job_id!r}")
-    return job_out(job, pricing)
+    return job_out(await visible_job(registry, job_id, caller), pricing)
 
 
 @router.get(
@@ -66,15 +73,15 @@ async def job_events(
     registry: RegistryDep,
     pricing: PricingDep,
     settings: SettingsDep,
-    tenant: TenantDep,
+    caller: ReadAccess,
+    streams: StreamsDep,
 ) -> LiveResponse:
     """`progress` events (a JobOut) whenever the job changes, then `done` with its final
     state (completed or failed), then `data: [DONE]`."""
-    job = await registry.job(job_id, tenant)
-    if job is None:
-        raise NotFound(f"no job {job_id!r}")
-    frames = _events(registry, pricing, job, tenant)
-    return sse_response(frames, settings.sse_ping_interval_s)
+    job = await visible_job(registry, job_id, caller)
+    frames = _events(registry, pricing, job, caller.tenant)
+    slot = streams.take(caller)
+    return sse_response(frames, settings.sse_ping_interval_s, on_close=slot.release)
 
 
 async def _events(

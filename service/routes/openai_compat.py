@@ -17,10 +17,16 @@ from fastapi.responses import JSONResponse
 
 from schemas.chat import ChatCompletionIn, ModelList, ModelOut
 from schemas.common import COLLECTION_PATTERN
-from service.deps import AskerDep, RegistryDep, SettingsDep, TenantDep
+from service.deps import (
+    AskerDep,
+    MeteringDep,
+    ReadAccess,
+    RegistryDep,
+    SettingsDep,
+    StreamsDep,
+)
 from service.errors import NotFound, problem_responses
 from service.routes.chat import conversation
-from service.store.base import Scope
 from service.streams.live import SHUTDOWN_MESSAGE, LiveResponse, sse_frame
 from service.streams.openai_chunks import completion, ending_chunks, openai_frames
 from service.streams.sse import SSE_RESPONSE, sse_response
@@ -51,16 +57,22 @@ def _model(model_id: str) -> ModelOut:
 
 
 @router.get("/models", response_model=ModelList, responses=problem_responses(503))
-async def list_models(registry: RegistryDep, tenant: TenantDep) -> ModelList:
-    names = await registry.collections(tenant, MAX_LISTED_COLLECTIONS + 1)
-    collections = [c for c in names if c != DEFAULT_COLLECTION][:MAX_LISTED_COLLECTIONS]
-    ids = [*PRESETS, *(f"{p}/{c}" for c in collections for p in PRESETS)]
+async def list_models(registry: RegistryDep, caller: ReadAccess) -> ModelList:
+    """The presets over the caller's collections (those its key may use) with documents."""
+    names = await registry.collections(caller.tenant, 10 * MAX_LISTED_COLLECTIONS)
+    usable = [c for c in names if c != DEFAULT_COLLECTION and caller.can_read(c)]
+    collections = usable[:MAX_LISTED_COLLECTIONS]
+    presets = list(PRESETS) if caller.can_read(DEFAULT_COLLECTION) else []
+    ids = [*presets, *(f"{p}/{c}" for c in collections for p in PRESETS)]
     return ModelList(data=[_model(i) for i in ids])
 
 
-@router.get("/models/{model_id:path}", response_model=ModelOut, responses=problem_responses(404))
-async def get_model(model_id: Annotated[str, Path(max_length=256)]) -> ModelOut:
-    resolve_model(model_id)
+@router.get(
+    "/models/{model_id:path}", response_model=ModelOut, responses=problem_responses(403, 404)
+)
+async def get_model(model_id: Annotated[str, Path(max_length=256)], caller: ReadAccess) -> ModelOut:
+    collection, _ = resolve_model(model_id)
+    caller.scope_of(collection)
     return _model(model_id)
 
 
@@ -76,19 +88,26 @@ async def _sse(frames: AsyncIterator[str]) -> AsyncIterator[bytes]:
     responses={**SSE_RESPONSE, **problem_responses(400, 404, 413, 502, 503, 504)},
 )
 async def chat_completions(
-    body: ChatCompletionIn, asker: AskerDep, settings: SettingsDep, tenant: TenantDep
+    body: ChatCompletionIn,
+    asker: AskerDep,
+    settings: SettingsDep,
+    metering: MeteringDep,
+    streams: StreamsDep,
+    caller: ReadAccess,
 ) -> JSONResponse | LiveResponse:
     collection, preset_results = resolve_model(body.model)
+    scope = caller.scope_of(collection)
     question, history = conversation(body.messages)
-    events = await asker.ask(
-        Scope(tenant, collection),
-        question,
-        body.max_results or preset_results,
-        body.filters,
-        history=history,
+    await metering.check(caller.tenant)
+    answer = await asker.ask(
+        scope, question, body.max_results or preset_results, body.filters, history=history
     )
+    events = metering.metered(answer, caller.tenant)
     if not body.stream:
         return JSONResponse(await completion(events, body.model))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    slot = streams.take(caller)
     frames = _sse(openai_frames(events, body.model, include_usage))
-    return sse_response(frames, settings.sse_ping_interval_s, wire_format="openai", ending=ENDING)
+    return sse_response(
+        frames, settings.sse_ping_interval_s, slot.release, wire_format="openai", ending=ENDING
+    )

@@ -16,8 +16,9 @@ from schemas.query import (
     Source,
     StreamIn,
 )
-from service.deps import AskerDep, RetrieverDep, SettingsDep, TenantDep
-from service.errors import ServiceError, Unavailable, problem_responses
+from service.auth.principal import Principal
+from service.deps import AskerDep, MeteringDep, ReadAccess, RetrieverDep, SettingsDep, StreamsDep
+from service.errors import ServiceError, problem_responses
 from service.query.ask import Asker
 from service.query.events import (
     AnswerEvent,
@@ -28,7 +29,9 @@ from service.query.events import (
     UsageEvent,
     usage_out,
 )
-from service.store.base import Hit, Scope
+from service.quotas.metering import Metering
+from service.store.base import Hit
+from service.streams.common import error_for
 from service.streams.live import LiveResponse
 from service.streams.sse import SSE_RESPONSE, encode_sse, sse_response
 
@@ -52,10 +55,10 @@ def _result(hit: Hit) -> SearchResult:
 ANSWER_ERRORS = problem_responses(413, 502, 503, 504)
 
 
-@router.post("/search", response_model=SearchOut, responses=problem_responses(503))
-async def search(body: SearchIn, retriever: RetrieverDep, tenant: TenantDep) -> SearchOut:
+@router.post("/search", response_model=SearchOut, responses=problem_responses(502, 503))
+async def search(body: SearchIn, retriever: RetrieverDep, caller: ReadAccess) -> SearchOut:
     hits = await retriever.search(
-        Scope(tenant, body.collection), body.query, body.max_results, body.filters
+        caller.scope_of(body.collection), body.query, body.max_results, body.filters
     )
     return SearchOut(results=[_result(h) for h in hits])
 
@@ -73,10 +76,8 @@ async def _collect(events: AsyncIterator[AnswerEvent]) -> QueryOut:
                 citations = event
             case UsageEvent():
                 usage = event
-            case ErrorEvent(message, status, retry_after):
-                if retry_after is not None:
-                    raise Unavailable(message, retry_after=retry_after)
-                raise ServiceError(message, status=status)
+            case ErrorEvent():
+                raise error_for(event)
             case DoneEvent():
                 cited, spans = set(citations.cited), citations.spans
                 return QueryOut(
@@ -92,33 +93,47 @@ async def _collect(events: AsyncIterator[AnswerEvent]) -> QueryOut:
 
 
 async def _answer(
-    body: QueryIn | StreamIn, asker: Asker, tenant: str
+    body: QueryIn | StreamIn, asker: Asker, metering: Metering, caller: Principal
 ) -> AsyncIterator[AnswerEvent]:
-    return await asker.ask(
-        Scope(tenant, body.collection),
-        body.question,
-        body.max_results,
-        body.filters,
-        history=body.history,
+    """The answer run in the caller's scope, its tokens charged to the tenant (429 when its
+    budget is already spent)."""
+    scope = caller.scope_of(body.collection)
+    await metering.check(caller.tenant)
+    events = await asker.ask(
+        scope, body.question, body.max_results, body.filters, history=body.history
     )
+    return metering.metered(events, caller.tenant)
 
 
 @router.post("/query", response_model=QueryOut, responses={**SSE_RESPONSE, **ANSWER_ERRORS})
 async def query(
-    body: QueryIn, asker: AskerDep, settings: SettingsDep, tenant: TenantDep
+    body: QueryIn,
+    asker: AskerDep,
+    settings: SettingsDep,
+    metering: MeteringDep,
+    streams: StreamsDep,
+    caller: ReadAccess,
 ) -> QueryOut | LiveResponse:
     """A cited answer as one JSON body, or with `stream: true` as SSE (sources, delta...,
     citations, usage, done, then `data: [DONE]`)."""
-    events = await _answer(body, asker, tenant)
+    events = await _answer(body, asker, metering, caller)
     if body.stream:
-        return sse_response(encode_sse(events), settings.sse_ping_interval_s)
+        slot = streams.take(caller)
+        return sse_response(encode_sse(events), settings.sse_ping_interval_s, slot.release)
     return await _collect(events)
 
 
 @router.post("/stream", responses={**SSE_RESPONSE, **ANSWER_ERRORS})
 async def stream(
-    body: StreamIn, asker: AskerDep, settings: SettingsDep, tenant: TenantDep
+    body: StreamIn,
+    asker: AskerDep,
+    settings: SettingsDep,
+    metering: MeteringDep,
+    streams: StreamsDep,
+    caller: ReadAccess,
 ) -> LiveResponse:
     """Deltas as plain `data: {"text": ...}` messages; sources, usage and done as named events."""
-    events = await _answer(body, asker, tenant)
-    return sse_response(encode_sse(events, named_deltas=False), settings.sse_ping_interval_s)
+    events = await _answer(body, asker, metering, caller)
+    slot = streams.take(caller)
+    frames = encode_sse(events, named_deltas=False)
+    return sse_response(frames, settings.sse_ping_interval_s, slot.release)

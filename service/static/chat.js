@@ -5,6 +5,18 @@ const $ = (id) => document.getElementById(id);
 const chatId = "page-" + Math.random().toString(36).slice(2, 12);
 const conversation = []; // UIMessages sent back on every turn, as useChat does
 
+// The API key a protected server wants: typed by the user, kept for this tab only.
+const keyInput = $("api-key");
+keyInput.value = sessionStorage.getItem("citeline-key") || "";
+keyInput.addEventListener("change", () => sessionStorage.setItem("citeline-key", keyInput.value.trim()));
+$("key-form").addEventListener("submit", (e) => e.preventDefault());
+function api(path, options = {}) {
+  const headers = { ...(options.headers || {}) };
+  const key = keyInput.value.trim();
+  if (key) headers.authorization = "Bearer " + key;
+  return fetch(path, { ...options, headers });
+}
+
 function escapeHtml(text) {
   return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
@@ -92,7 +104,7 @@ async function ask(question) {
     openPassage(turn, b.dataset.n, index >= 0 && markers[index] ? markers[index].index : null);
   });
   try {
-    const response = await fetch("/api/chat", {
+    const response = await api("/api/chat", {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ id: chatId, messages: conversation, trigger: "submit-message" }),
@@ -137,14 +149,14 @@ async function indexDocument(event) {
   const file = $("doc-file").files[0];
   const text = file ? await file.text() : $("doc-text").value;
   if (!text.trim()) { status.textContent = "Paste some text or choose a file."; return; }
-  const doc = { text, title: $("doc-title").value || (file && file.name) || undefined, source: file ? file.name : undefined };
+  const doc = { text, title: $("doc-title").value || (file && file.name) || undefined };
   status.textContent = "Uploading…";
-  const r = await fetch("/v1/documents", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(doc) });
+  const r = await api("/v1/documents", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(doc) });
   const body = await r.json();
   if (!r.ok) { status.textContent = "Refused: " + (body.detail || r.status); return; }
   status.textContent = `Indexing ${body.document_id}…`;
   for (let i = 0; i < 600; i++) {
-    const job = await (await fetch(`/v1/jobs/${body.job_id}`)).json();
+    const job = await (await api(`/v1/jobs/${body.job_id}`)).json();
     if (job.status === "completed") { status.textContent = `Indexed ${body.document_id}.`; $("index").reset(); return; }
     if (job.status === "failed") { status.textContent = `Failed: ${job.error || "unknown error"}`; return; }
     await new Promise((done) => setTimeout(done, 250));

@@ -116,8 +116,17 @@ class VectorStore(Protocol):
         """Delete a document's chunks, all of them or all but those of `keep_version`."""
         ...
 
+    def delete_collection(self, scope: Scope) -> None:
+        """Delete every chunk of the scope."""
+        ...
+
     def chunk_ids(self, scope: Scope, document_id: str | None = None) -> list[str]:
         """Ids of every stored chunk in scope (of one document when given)."""
+        ...
+
+    def document_versions(self, scope: Scope, filters: Filter | None) -> dict[str, set[str]]:
+        """Documents with a chunk in scope that matches `filters`, and those chunks' versions
+        (a superseded version may still be stored for a moment)."""
         ...
 
     def maintain(self) -> None:
@@ -127,6 +136,12 @@ class VectorStore(Protocol):
     def snapshot(self, target: Path) -> None:
         """A consistent copy of the stored chunks into the new directory `target`, for backups;
         the caller pauses writes meanwhile (reads may go on)."""
+        ...
+
+    def compact(self) -> None:
+        """Remove deleted points from storage for good, so no trace of a deleted document's
+        text stays on disk. May block the store for a while: run it off the request path,
+        when its cost is acceptable (the caller decides when)."""
         ...
 
     def close(self) -> None: ...

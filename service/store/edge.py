@@ -7,10 +7,15 @@ the event loop) get the GIL back between them.
 
 The engine reports its failures as plain `Exception` (a ValueError for malformed input);
 `_engine` turns the former into `StoreError` at this one boundary.
+
+`compact` rewrites the shard so that deleted points leave the disk (see `edge_compact`); a
+lock around every shard call lets it swap the shard. The lock costs no parallelism: Edge calls
+hold the GIL anyway.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,9 +26,11 @@ from typing import Any, cast
 import qdrant_edge as qe
 
 from schemas.filters import Filter
-from service.store import base
+from service.store import base, edge_compact
 from service.store.base import ChunkPoint, Hit, Leg, Scope, SparseVector, StoreError
 from service.store.filters import edge_filter
+
+log = logging.getLogger("citeline.store")
 
 _CONFIG_FILE = "edge_config.json"  # written by EdgeShard.create: its presence means "load"
 _UPSERT_BATCH = 32
@@ -41,7 +48,9 @@ def _engine(what: str) -> Iterator[None]:
     except ValueError:
         raise
     except Exception as exc:  # the engine's only error type for its own failures
-        raise StoreError(f"the embedded store failed to {what}: {exc}") from exc
+        # The engine's words may name files of the data dir: the log has them, callers do not.
+        log.warning("store.engine_failed", extra={"op": what, "detail": str(exc)})
+        raise StoreError(f"the embedded store failed to {what}") from exc
 
 
 def _config(dense_dim: int | None) -> qe.EdgeConfig:
@@ -66,25 +75,27 @@ class EdgeStore:
         self._path = path
         self._garbage = 0  # points deleted since the last optimize
         self._garbage_lock = threading.Lock()
-        config = _config(dense_dim)
-        if (path / _CONFIG_FILE).exists():
+        self._lock = threading.RLock()  # held by every shard call; compact swaps the shard
+        edge_compact.swap_in(path)  # finishes (or drops) a compaction a crash cut short
+        self._shard = self._open()
+
+    def _open(self) -> qe.EdgeShard:
+        config = _config(self._dense_dim)
+        if (self._path / _CONFIG_FILE).exists():
             # Passing the config makes Edge check it against the stored segments: a different
             # dense_dim fails here instead of on the first write.
-            self._shard = qe.EdgeShard.load(str(path), config)
+            shard = qe.EdgeShard.load(str(self._path), config)
         else:
-            path.mkdir(parents=True, exist_ok=True)
-            self._shard = qe.EdgeShard.create(str(path), config)
-        existing = self._shard.info().payload_schema
-        for name in base.INDEXED_FIELDS:
-            if name not in existing:
-                params = qe.KeywordIndexParams(is_tenant=name == "tenant")
-                self._shard.update(qe.UpdateOperation.create_field_index(name, params))
+            self._path.mkdir(parents=True, exist_ok=True)
+            shard = qe.EdgeShard.create(str(self._path), config)
+        _index_fields(shard)
+        return shard
 
     def upsert(self, scope: Scope, points: Sequence[ChunkPoint]) -> None:
         converted = [self._point(scope, p) for p in points]  # every point checked before a write
         for start in range(0, len(converted), _UPSERT_BATCH):
             batch = converted[start : start + _UPSERT_BATCH]
-            with _engine("write"):
+            with self._lock, _engine("write"):
                 self._shard.update(qe.UpdateOperation.upsert_points(batch))
 
     def search(
@@ -118,7 +129,7 @@ class EdgeStore:
                 filter=flt,
                 with_payload=True,
             )
-        with _engine("search"):
+        with self._lock, _engine("search"):
             points = self._shard.query(request)
         return [base.hit_from_payload(str(p.id), p.score, p.payload or {}) for p in points]
 
@@ -126,9 +137,15 @@ class EdgeStore:
         self, scope: Scope, document_id: str, *, keep_version: str | None = None
     ) -> None:
         """Delete a document's chunks, all of them or all but those of `keep_version`."""
-        flt = edge_filter(scope, document_id=document_id, exclude_version=keep_version)
+        self._delete(edge_filter(scope, document_id=document_id, exclude_version=keep_version))
+
+    def delete_collection(self, scope: Scope) -> None:
+        """Delete every chunk of the scope."""
+        self._delete(edge_filter(scope))
+
+    def _delete(self, flt: qe.Filter) -> None:
         # Counted for maintain(); a concurrent upsert may make it slightly off, which is fine.
-        with _engine("delete"):
+        with self._lock, _engine("delete"):
             doomed = self._shard.count(qe.CountRequest(filter=flt, exact=True))
             if doomed:
                 self._shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
@@ -139,15 +156,28 @@ class EdgeStore:
     def chunk_ids(self, scope: Scope, document_id: str | None = None) -> list[str]:
         """Ids of every stored chunk in scope (of one document when given)."""
         flt = edge_filter(scope, document_id=document_id)
-        ids: list[str] = []
+        return [str(r.id) for r in self._scroll(flt, False)]
+
+    def document_versions(self, scope: Scope, filters: Filter | None) -> dict[str, set[str]]:
+        """The documents (and their stored versions) with a chunk that matches `filters`."""
+        found: dict[str, set[str]] = {}
+        for r in self._scroll(edge_filter(scope, filters=filters), ["document_id", "version"]):
+            payload = r.payload or {}
+            found.setdefault(payload["document_id"], set()).add(payload["version"])
+        return found
+
+    def _scroll(self, flt: qe.Filter, with_payload: bool | list[str]) -> list[qe.Record]:
+        out: list[qe.Record] = []
         offset: Any = None
         while True:
-            request = qe.ScrollRequest(offset=offset, limit=_SCROLL_PAGE, filter=flt)
-            with _engine("read"):
+            request = qe.ScrollRequest(
+                offset=offset, limit=_SCROLL_PAGE, filter=flt, with_payload=with_payload
+            )
+            with self._lock, _engine("read"):
                 records, offset = self._shard.scroll(request)
-            ids.extend(str(r.id) for r in records)
+            out.extend(records)
             if offset is None:
-                return ids
+                return out
 
     def maintain(self) -> None:
         """Compact the shard once enough chunks were deleted; otherwise return at once.
@@ -160,12 +190,13 @@ class EdgeStore:
         call it only where a pause of that length is acceptable. The count lives in memory: a
         restart forgets it.
         """
-        live = self._shard.info().points_count
+        with self._lock:
+            live = self._shard.info().points_count
         with self._garbage_lock:
             garbage = self._garbage
         if garbage < max(_GARBAGE_MIN, _GARBAGE_RATIO * live):
             return
-        with _engine("optimize"):
+        with self._lock, _engine("optimize"):
             self._shard.optimize()
         with self._garbage_lock:
             self._garbage -= garbage
@@ -174,12 +205,28 @@ class EdgeStore:
         """Flush, then copy the shard's files. Edge 0.9 can restore snapshots that a server
         made but cannot make one, and nothing rewrites a flushed shard's files while writes
         are paused (it optimises only when `maintain` says so), so the copy is consistent."""
-        with _engine("flush"):
+        with self._lock, _engine("flush"):  # not amid a compaction
             self._shard.flush()
-        shutil.copytree(self._path, target)
+            shutil.copytree(self._path, target)
+
+    def compact(self) -> None:
+        """Rewrite the shard with its live points only, so that nothing of a deleted point
+        stays on disk (segments and write-ahead log alike). Blocks every other use of the
+        store while it runs (about as long as writing all points once): off the request path.
+        """
+        new = self._path / edge_compact.NEW
+        with self._lock, _engine("compact"):
+            self._shard.flush()
+            edge_compact.copy_live(self._shard, new, _config(self._dense_dim), _index_fields)
+            self._shard.close()
+            edge_compact.swap_in(self._path)
+            self._shard = self._open()
+        with self._garbage_lock:
+            self._garbage = 0
 
     def close(self) -> None:
-        self._shard.close()
+        with self._lock:
+            self._shard.close()
 
     def _point(self, scope: Scope, p: ChunkPoint) -> qe.Point:
         sparse = base.check_sparse(p.sparse)
@@ -200,3 +247,11 @@ class EdgeStore:
         # this one's rankings (nor leak through its scores).
         idf = qe.IdfParams(corpus=edge_filter(scope))
         return qe.Query.Nearest(vector, using=leg.using), qe.SearchParams(idf=idf)
+
+
+def _index_fields(shard: qe.EdgeShard) -> None:
+    existing = shard.info().payload_schema
+    for name in base.INDEXED_FIELDS:
+        if name not in existing:
+            params = qe.KeywordIndexParams(is_tenant=name == "tenant")
+            shard.update(qe.UpdateOperation.create_field_index(name, params))

@@ -158,19 +158,42 @@ class QdrantStore:
                 self._name, points_selector=qm.FilterSelector(filter=flt), wait=True
             )
 
+    def delete_collection(self, scope: Scope) -> None:
+        """Delete every chunk of the scope."""
+        flt = qdrant_filter(scope)
+        with self._lock():
+            self._client.delete(
+                self._name, points_selector=qm.FilterSelector(filter=flt), wait=True
+            )
+
     def chunk_ids(self, scope: Scope, document_id: str | None = None) -> list[str]:
         """Ids of every stored chunk in scope (of one document when given)."""
         flt = qdrant_filter(scope, document_id=document_id)
-        ids: list[str] = []
+        return [str(r.id) for r in self._scroll(flt, False)]
+
+    def document_versions(self, scope: Scope, filters: Filter | None) -> dict[str, set[str]]:
+        """The documents (and their stored versions) with a chunk that matches `filters`."""
+        found: dict[str, set[str]] = {}
+        for r in self._scroll(qdrant_filter(scope, filters=filters), ["document_id", "version"]):
+            payload = r.payload or {}
+            found.setdefault(payload["document_id"], set()).add(payload["version"])
+        return found
+
+    def _scroll(self, flt: qm.Filter, with_payload: bool | list[str]) -> list[qm.Record]:
+        out: list[qm.Record] = []
         offset: qm.ExtendedPointId | None = None
         while True:
             with self._lock():
                 records, offset = self._client.scroll(
-                    self._name, scroll_filter=flt, limit=_SCROLL_PAGE, offset=offset
+                    self._name,
+                    scroll_filter=flt,
+                    limit=_SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=with_payload,
                 )
-            ids.extend(str(r.id) for r in records)
+            out.extend(records)
             if offset is None:
-                return ids
+                return out
 
     def maintain(self) -> None:
         """Nothing to do: the server runs its own optimisers."""
@@ -185,6 +208,10 @@ class QdrantStore:
         target.mkdir(parents=True)
         note = {"collection": self._name, "snapshot": made.name, "size": made.size}
         (target / "qdrant-snapshot.json").write_text(json.dumps(note, indent=2) + "\n")
+
+    def compact(self) -> None:
+        """Nothing to do here: the server vacuums deleted points itself (its optimisers), and
+        local mode keeps its points in memory."""
 
     def close(self) -> None:
         self._client.close()

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from schemas.query import Source
+from service.errors import ServiceError, Unavailable
 from service.query.events import AnswerEvent, ErrorEvent
 
 log = logging.getLogger("citeline.streams")
@@ -57,3 +58,11 @@ async def safe_events(events: AsyncIterator[AnswerEvent]) -> AsyncIterator[Answe
     except Exception as exc:  # the stream has started: report in-band, never drop the socket
         log.exception("stream.failed")
         yield ErrorEvent(f"the answer stream failed: {type(exc).__name__}")
+
+
+def error_for(event: ErrorEvent) -> ServiceError:
+    """The problem response for an answer run that failed before it streamed (its status:
+    502, 503 with Retry-After, 504, or 413 for a question too long for the model)."""
+    if event.retry_after is not None:
+        return Unavailable(event.message, retry_after=event.retry_after)
+    return ServiceError(event.message, status=event.status)

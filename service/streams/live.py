@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from starlette.responses import Response
@@ -54,19 +54,29 @@ class LiveResponse(Response):
         ping: bytes = SSE_PING,
         wire_format: str = "sse",
         ending: bytes = b"",
+        on_close: Callable[[], None] | None = None,
     ) -> None:
-        """`ending`: the frames that end this stream in its format if a shutdown cuts it."""
+        """`ending`: the frames that end this stream in its format if a shutdown cuts it;
+        `on_close` runs once the response ends, however it ends (a stream slot's release)."""
         self.frames = frames
         self.ping_s = ping_s
         self.ping = ping
         self.wire_format = wire_format
         self.ending = ending
+        self.on_close = on_close
         self.status_code = 200
         self.media_type = media_type
         self.background = None
         self.init_headers(headers)  # no Content-Length: the body is streamed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._stream(receive, send)
+        finally:
+            if self.on_close is not None:
+                self.on_close()
+
+    async def _stream(self, receive: Receive, send: Send) -> None:
         streaming = asyncio.current_task()
         assert streaming is not None
         wire = _Wire(send, asyncio.get_running_loop())

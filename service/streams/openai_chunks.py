@@ -23,7 +23,7 @@ from service.query.events import (
     SourcesEvent,
     UsageEvent,
 )
-from service.streams.common import dumps, fields, passage, safe_events
+from service.streams.common import dumps, error_for, fields, passage, safe_events
 
 Chunk = dict[str, Any]
 
@@ -132,7 +132,7 @@ async def completion(events: AsyncIterator[AnswerEvent], model: str) -> dict[str
     encoder = OpenAIChunkEncoder(model, include_usage=True)
     async for event in events:
         if isinstance(event, ErrorEvent):
-            raise ServiceError(event.message)
+            raise error_for(event)  # upstream auth failures are 502 here as on /v1/query
         encoder.encode(event)
         if isinstance(event, DoneEvent):
             message = {

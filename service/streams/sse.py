@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from service.query.events import (
@@ -82,13 +82,20 @@ def sse_ending(message: str = SHUTDOWN_MESSAGE) -> bytes:
 
 
 def sse_response(
-    frames: AsyncIterator[bytes], ping_s: float, *, wire_format: str = "sse", ending: bytes = b""
+    frames: AsyncIterator[bytes],
+    ping_s: float,
+    on_close: Callable[[], None] | None = None,
+    *,
+    wire_format: str = "sse",
+    ending: bytes = b"",
 ) -> LiveResponse:
-    """A service SSE stream; a shutdown ends it with `ending` (default: `sse_ending()`)."""
+    """A service SSE stream; a shutdown ends it with `ending` (default: `sse_ending()`);
+    `on_close` when it ends, however it ends."""
     return LiveResponse(
         frames,
         ping_s=ping_s,
         headers=NO_BUFFERING,
         wire_format=wire_format,
         ending=ending or sse_ending(),
+        on_close=on_close,
     )

@@ -110,13 +110,13 @@ def test_index_endpoint_accepts_the_brief_shape(server: Any) -> None:
             json={
                 "content": "Quartz is a hard mineral.",
                 "metadata": {"k": "v"},
-                "source": "notes.txt",
+                "source": "https://example.org/notes.txt",
             },
         )
     assert r.status_code == 202 and r.json()["status"] == "queued"
     server.wait_job(r.json()["job_id"])
     hit = search(server, "quartz mineral")[0]
-    assert hit["source"] == "notes.txt" and hit["metadata"] == {"k": "v"}
+    assert hit["source"] == "https://example.org/notes.txt" and hit["metadata"] == {"k": "v"}
 
 
 def test_documents_are_paged(server: Any) -> None:

@@ -161,14 +161,15 @@ def test_another_process_replays_the_run_through_redis(make_server: Any, redis_u
     assert text(first) + text(rest) == expected
 
 
-def test_no_active_stream_is_204(server: Any) -> None:
+def test_no_active_stream_is_204_and_a_foreign_run_404(server: Any) -> None:
     post_all(server)
     assert resume(server, "never-seen", None).status_code == 204
     with server.client() as c:
         r = c.post("/api/chat", json={"id": "chat-d", "messages": [user("What is a glacier?")]})
         ids = [i for i, _ in sse(iter(r.text.splitlines())) if i]
     assert resume(server, "chat-d", None).status_code == 204
-    assert resume(server, "other-chat", ids[2]).status_code == 204  # not that chat's run
+    other = resume(server, "other-chat", ids[2])  # not that chat's run: unknown to this chat
+    assert other.status_code == 404 and other.headers["content-type"] == "application/problem+json"
     assert resume(server, "chat-d", ids[-2]).status_code == 200
 
 
@@ -185,7 +186,7 @@ def test_finished_runs_expire_after_the_ttl(make_server: Any, backend: dict[str,
     with live.client() as c:
         r = c.post("/api/chat", json={"id": "chat-t", "messages": [user("What is a glacier?")]})
     last = [i for i, _ in sse(iter(r.text.splitlines())) if i][-1]
-    wait_until(lambda: resume(live, "chat-t", last).status_code == 204, timeout=15, interval=0.1)
+    wait_until(lambda: resume(live, "chat-t", last).status_code == 404, timeout=15, interval=0.1)
 
 
 def test_a_run_over_the_size_bound_ends_with_an_error(make_server: Any) -> None:
@@ -201,11 +202,12 @@ def test_a_run_over_the_size_bound_ends_with_an_error(make_server: Any) -> None:
 
 async def test_memory_buffer_bounds_the_number_of_runs() -> None:
     buffer = MemoryRunBuffer(ttl_s=60, max_runs=2)
-    await buffer.open("a" * 16, "chat-1")
-    await buffer.open("b" * 16, "chat-2")
+    await buffer.open("a" * 16, "chat-1", "me")
+    await buffer.open("b" * 16, "chat-2", "me")
     with pytest.raises(Unavailable):
-        await buffer.open("c" * 16, "chat-3")  # both still running
+        await buffer.open("c" * 16, "chat-3", "me")  # both still running
     await buffer.finish("a" * 16, 1)
-    await buffer.open("c" * 16, "chat-3")  # the oldest finished run makes room
-    assert await buffer.info("a" * 16) is None and await buffer.latest("chat-1") is None
-    assert (await buffer.latest("chat-3")) is not None
+    await buffer.open("c" * 16, "chat-3", "me")  # the oldest finished run makes room
+    assert await buffer.info("a" * 16) is None and await buffer.latest("me", "chat-1") is None
+    assert (await buffer.latest("me", "chat-3")) is not None
+    assert (await buffer.latest("someone else", "chat-3")) is None  # chats are per owner

@@ -195,6 +195,47 @@ def test_delete_document_keep_version_leaves_exactly_that_version(store: VectorS
     assert {h.version for h in store.search(ACME, sparse=query(COMMON), limit=50)} == {"v1", "v2"}
 
 
+def test_delete_collection_removes_the_scope_only(store: VectorStore) -> None:
+    store.upsert(ACME, [chunk("a", 0), chunk("b", 0)])
+    store.upsert(OTHER_COLLECTION, [chunk("a", 0)])
+    store.upsert(OTHER_TENANT, [chunk("a", 0)])
+
+    store.delete_collection(ACME)
+
+    assert store.chunk_ids(ACME) == []
+    assert docs(store, OTHER_COLLECTION) == {"a"} and docs(store, OTHER_TENANT) == {"a"}
+
+
+def test_document_versions_follow_the_filter_grammar_in_scope(store: VectorStore) -> None:
+    store.upsert(
+        ACME,
+        [
+            chunk("old", 0, metadata={"year": 2019}),
+            chunk("new", 0, version="v1", metadata={"year": 2024}),
+            chunk("new", 0, version="v2", metadata={"year": 2025}),
+        ],
+    )
+    store.upsert(OTHER_TENANT, [chunk("theirs", 0, metadata={"year": 2024})])
+    recent = ComparisonFilter(type="gte", key="year", value=2024)
+    assert store.document_versions(ACME, recent) == {"new": {"v1", "v2"}}
+    assert store.document_versions(ACME, None) == {"old": {"v1"}, "new": {"v1", "v2"}}
+    assert store.document_versions(Scope("nobody", "docs"), None) == {}
+
+
+def test_compact_keeps_every_live_point(store: VectorStore) -> None:
+    store.upsert(ACME, [chunk("doc", i, terms={7: 1.0}) for i in range(40)])
+    store.upsert(ACME, [chunk("gone", i) for i in range(40)])
+    store.delete_document(ACME, "gone")
+    before = sorted(store.chunk_ids(ACME))
+
+    store.compact()
+
+    assert sorted(store.chunk_ids(ACME)) == before and len(before) == 40
+    assert [h.chunk_index for h in store.search(ACME, sparse=query(7), limit=3)]
+    store.upsert(ACME, [chunk("after", 0)])  # still writable
+    assert "after" in docs(store, ACME)
+
+
 def test_chunk_ids_pages_past_one_scroll_page(store: VectorStore) -> None:
     store.upsert(ACME, [chunk("big", i) for i in range(1100)])
     ids = store.chunk_ids(ACME, "big")

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from service.store import edge
 from service.store.base import Scope, point_id
 from service.store.edge import EdgeStore
 from tests.unit.store.test_contract import ACME, COMMON, OTHER_TENANT, chunk, query
@@ -128,3 +129,35 @@ def test_maintain_compacts_only_after_enough_deletions(tmp_path: Path) -> None:
         assert spy.optimized == 1
     finally:
         store.close()
+
+
+def test_a_compaction_cut_short_is_finished_or_dropped_at_open(tmp_path: Path) -> None:
+    """A crash during `compact`: an unfinished copy is dropped (the old shard stands); a
+    complete one is swapped in, even half way through the swap. Other entries stay."""
+    from service.store import edge_compact
+    from service.store.base import ChunkPoint, Scope, SparseVector
+
+    scope = Scope("t", "c")
+    point = ChunkPoint("d", "v1", 0, "text", 0, 4, SparseVector([1], [1.0]))
+    store = EdgeStore(tmp_path)
+    store.upsert(scope, [point])
+    (tmp_path / "citeline_embedding.json").write_text("{}")
+    store.close()
+
+    (tmp_path / edge_compact.NEW).mkdir()  # a copy that never finished
+    (tmp_path / edge_compact.NEW / "segments").mkdir()
+    reopened = EdgeStore(tmp_path)
+    assert reopened.chunk_ids(scope) and not (tmp_path / edge_compact.NEW).exists()
+    edge_compact.copy_live(
+        reopened._shard, tmp_path / edge_compact.NEW, edge._config(None), edge._index_fields
+    )
+    reopened.upsert(scope, [ChunkPoint("later", "v1", 0, "x", 0, 1, SparseVector([1], [1.0]))])
+    reopened.close()
+    (tmp_path / "segments").rename(tmp_path / "segments-moved-aside")  # a swap half done
+    (tmp_path / edge_compact.OLD).mkdir()
+    (tmp_path / "segments-moved-aside").rename(tmp_path / edge_compact.OLD / "segments")
+    swapped = EdgeStore(tmp_path)
+    assert swapped.chunk_ids(scope, "d")  # the complete copy, which holds "d"
+    assert (tmp_path / "citeline_embedding.json").exists()
+    assert not (tmp_path / edge_compact.NEW).exists() and not (tmp_path / edge_compact.OLD).exists()
+    swapped.close()
