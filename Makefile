@@ -8,8 +8,9 @@ DATA   ?= ../shared/data/squad2-dev
 RUN_LOCK := requirements/runtime.lock
 DEV_LOCK := requirements/dev.lock
 PIP_LOCKED := $(PY) -m pip install --quiet --require-hashes --only-binary :all: -r
+PDF    ?= ../bench-data/debian-policy.pdf
 
-.PHONY: run worker test lint fmt lock bench bench-queue eval clean
+.PHONY: run worker test lint fmt lock bench bench-queue bench-files eval clean
 
 $(VENV)/.run: pyproject.toml $(RUN_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "citeline needs Python 3.11 or newer")'
@@ -56,10 +57,15 @@ bench: $(VENV)/.dev
 	$(PY) -m tests.bench.load --data $(DATA)
 	$(PY) -m tests.bench.backup --data $(DATA)
 	$(PY) -m tests.bench.auth --data $(DATA)
+	$(PY) -m tests.bench.files --pdf $(PDF)
 
 # arq workers (1 and 2) against the inline queue; needs redis-server on PATH.
 bench-queue: $(VENV)/.dev
 	$(PY) -m tests.bench.queue --data $(DATA)
+
+# PDF parse speed, upload-to-searchable, parser memory, 1,000 small files (PDF=path/to.pdf).
+bench-files: $(VENV)/.dev
+	$(PY) -m tests.bench.files --pdf $(PDF)
 
 eval: $(VENV)/.dev
 	$(PY) -m tests.bench.eval --data $(DATA) $(if $(MODES),--modes $(MODES))

@@ -46,6 +46,19 @@ class DocumentIn(BaseModel):
     chunking: ChunkingOptions | None = None
 
 
+class FileOptions(BaseModel):
+    """The fields of a multipart upload besides its `file` part(s)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: DocumentId | None = None
+    title: Title | None = None
+    source: SourceRef | None = None
+    metadata: Metadata = Field(default_factory=dict)
+    collection: CollectionName = "default"
+    chunking: ChunkingOptions | None = None
+
+
 class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,6 +87,7 @@ class DocumentAccepted(BaseModel):
 
 
 class BatchAccepted(BaseModel):
+    batch_id: str = Field(description="GET /v1/batches/{batch_id} counts the batch's jobs")
     documents: list[DocumentAccepted]
 
 
@@ -87,6 +101,8 @@ class DocumentOut(BaseModel):
     source: str | None
     metadata: Metadata
     version: str
+    media_type: str = Field(description="text/plain for text posted as JSON")
+    filename: str | None = None
     chars: int
     chunks: int
     state: DocumentState

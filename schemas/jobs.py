@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 JobStatus = Literal["queued", "running", "completed", "failed"]
-JobStage = Literal["queued", "chunking", "embedding", "upserting", "finalizing", "done"]
+JobStage = Literal["queued", "parsing", "chunking", "embedding", "upserting", "finalizing", "done"]
 
 
 class JobOut(BaseModel):
@@ -27,6 +27,11 @@ class JobOut(BaseModel):
     error: str | None
     superseded_by: str | None = Field(
         default=None, description="a newer version replaced this one before it went live"
+    )
+    pages: int | None = Field(default=None, description="a PDF's pages or a deck's slides")
+    pages_without_text: list[int] = Field(
+        default_factory=list,
+        description="pages (1-based) with no text layer, e.g. scans: not indexed (no OCR)",
     )
     created_at: float
     started_at: float | None

@@ -35,6 +35,12 @@ class SearchResult(BaseModel):
     end: int
     score: float
     metadata: dict[str, Any]
+    page: int | None = Field(
+        default=None, description="files: the 1-based page (slide) the passage starts on"
+    )
+    page_end: int | None = Field(default=None, description="its last page, when it spans pages")
+    page_label: str | None = Field(default=None, description="the printed label of `page`")
+    section: str | None = Field(default=None, description="heading path, e.g. `5. Basics › 5.6`")
 
 
 class SearchOut(BaseModel):

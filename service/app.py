@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
-from schemas.documents import BatchIn
+from schemas.documents import BatchIn, DocumentIn
 from service.access_docs import document_access
 from service.config import Settings, load_settings
 from service.errors import install_error_handlers
@@ -19,12 +19,23 @@ from service.limits import BodySizeLimit
 from service.ops.gate import Drain, Gate
 from service.ops.http import Observe
 from service.request_context import RequestContext
-from service.routes import access, chat, docs, documents, health, jobs, openai_compat, ops, query
+from service.routes import (
+    access,
+    batches,
+    chat,
+    docs,
+    documents,
+    health,
+    jobs,
+    openai_compat,
+    ops,
+    query,
+)
 from service.runtime import Runtime
 from service.telemetry import metrics
 
 # Request bodies read by a dependency rather than a parameter, so FastAPI does not see them.
-_EXTRA_SCHEMAS = (BatchIn,)
+_EXTRA_SCHEMAS = (BatchIn, DocumentIn)
 
 
 def create_app(
@@ -58,7 +69,12 @@ def create_app(
     app.state.drain = drain
     app.dependency_overrides.update(dependency_overrides or {})
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        upload_bytes=settings.max_upload_bytes,
+        upload_paths=frozenset({"/v1/documents", "/v1/documents/batch"}),
+    )
     limits = {
         "answer": settings.max_inflight_answers,
         "search": settings.max_inflight_searches,
@@ -84,7 +100,7 @@ def create_app(
     )
     app.add_middleware(Observe, metrics=settings.metrics_enabled, access_log=settings.access_log)
     app.add_middleware(RequestContext)  # outermost: every response, CORS refusals too, has an id
-    for module in (health, documents, jobs, query, chat, openai_compat, access, docs):
+    for module in (health, documents, jobs, batches, query, chat, openai_compat, access, docs):
         app.include_router(module.router)
     if settings.metrics_enabled:
         app.include_router(ops.metrics_router)

@@ -262,6 +262,43 @@ class Settings(BaseSettings):
         return self
 
     # --- API keys and limits (end) ---
+    # --- Files (begin) --- uploads (multipart) of PDF, DOCX, PPTX, HTML, Markdown and text.
+    # Originals and canonical texts live in files_dir (default <data_dir>/files); with arq
+    # workers on other hosts it must be a directory they all mount.
+    files_dir: Path | None = None
+    max_upload_bytes: Annotated[int, Field(ge=1024)] = 100 * 1024 * 1024  # one multipart body
+    max_file_bytes_pdf: Annotated[int, Field(ge=1)] = 50 * 1024 * 1024
+    max_file_bytes_docx: Annotated[int, Field(ge=1)] = 25 * 1024 * 1024
+    max_file_bytes_pptx: Annotated[int, Field(ge=1)] = 50 * 1024 * 1024
+    max_file_bytes_html: Annotated[int, Field(ge=1)] = 10 * 1024 * 1024
+    max_file_bytes_text: Annotated[int, Field(ge=1)] = 10 * 1024 * 1024  # Markdown and text
+    max_file_pages: Annotated[int, Field(ge=1, le=100_000)] = 2000  # PDF pages, PPTX slides
+    max_file_uncompressed_bytes: Annotated[int, Field(ge=1)] = 200 * 1024 * 1024  # DOCX, PPTX
+    max_form_fields: Annotated[int, Field(ge=1, le=10_000)] = 32  # non-file parts
+    max_form_field_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    parse_workers: Annotated[int, Field(ge=1, le=64)] = 2  # parser processes
+    # Per file; with arq at most half of CITELINE_JOB_TIMEOUT_S (parsing is part of a try).
+    parse_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    parse_memory_mb: Annotated[int, Field(ge=128, le=1_048_576)] = 1024  # per parser process
+
+    @property
+    def files_root(self) -> Path:
+        return self.files_dir if self.files_dir is not None else self.data_dir / "files"
+
+    @model_validator(mode="after")
+    def _check_files(self) -> Self:
+        biggest = max(
+            self.max_file_bytes_pdf, self.max_file_bytes_docx, self.max_file_bytes_pptx,
+            self.max_file_bytes_html, self.max_file_bytes_text,
+        )  # fmt: skip
+        if biggest > self.max_upload_bytes:
+            raise ValueError(
+                f"CITELINE_MAX_UPLOAD_BYTES ({self.max_upload_bytes}) must be at least the "
+                f"largest CITELINE_MAX_FILE_BYTES_* ({biggest})"
+            )
+        return self
+
+    # --- Files (end) ---
 
     # --- Scaled-out indexing (begin) --- with CITELINE_QUEUE=arq, jobs live in Redis and run
     # on arq: in the API process (worker=embedded) or in `python -m workers` (worker=external).

@@ -5,23 +5,36 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import re
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from schemas.common import ID_PATTERN
-from schemas.documents import DocumentIn
+from schemas.documents import ChunkingOptions, DocumentIn, FileOptions
 from schemas.filters import Filter
-from service.catalog.base import Accepted, JobRegistry, NewDocument, Stored
+from service.catalog.base import (
+    Accepted,
+    BatchRow,
+    JobRegistry,
+    NewDocument,
+    Stored,
+    content_version,
+    document_id_of,
+)
 from service.config import Settings
-from service.errors import BadRequest, PayloadTooLarge, Unavailable
+from service.errors import BadRequest, NotFound, PayloadTooLarge, Unavailable
+from service.files import ORIGINAL, TEXT, FileStore
 from service.jobs.base import JobQueue
 from service.quotas.metering import Metering
 from service.store.base import Scope, VectorStore
 from service.tokens import count_tokens
+from service.uploads import CheckedFile
 
 QUOTA_STALE_S = 1.0  # a tenant's stored totals are re-read at most this often
 
@@ -50,6 +63,20 @@ class Page:
     next_cursor: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Original:
+    """A version's original file, to be served as it was uploaded."""
+
+    path: Path
+    media_type: str
+    filename: str | None
+    version: str
+
+
+def new_batch_id() -> str:
+    return "bat_" + secrets.token_hex(12)
+
+
 class Documents:
     """Admission and chunking policy for new documents; listing and deletion in a scope."""
 
@@ -61,6 +88,7 @@ class Documents:
         store: VectorStore,
         embedding: str,
         metering: Metering,
+        files: FileStore,
     ) -> None:
         """`embedding`: the dense model a new version records ("" for BM25 only)."""
         self.settings, self.registry, self.queue, self.store = settings, registry, queue, store
@@ -70,6 +98,38 @@ class Documents:
         self._since: defaultdict[str, int] = defaultdict(int)  # bytes accepted since then
         # Paid embeddings (an OpenAI-compatible API) count against the tenant's token budget.
         self._paid_embeddings = settings.embedding_provider == "openai"
+        self.files = files
+
+    def _chunking(self, chunking: ChunkingOptions | None) -> tuple[int, int]:
+        """The request's chunk size and overlap, else the defaults."""
+        settings = self.settings
+        size = (chunking and chunking.max_chunk_size_tokens) or settings.max_chunk_size_tokens
+        overlap = chunking.chunk_overlap_tokens if chunking else None
+        if overlap is None:
+            overlap = min(settings.chunk_overlap_tokens, size // 2)
+        elif overlap > size // 2:
+            raise BadRequest(f"chunk_overlap_tokens must be at most half of {size}")
+        return size, overlap
+
+    def new_file(
+        self, scope: Scope, upload: CheckedFile, options: FileOptions, *, with_id: bool
+    ) -> NewDocument:
+        """An uploaded file as a document; its text is read by the parsing stage."""
+        size, overlap = self._chunking(options.chunking)
+        return NewDocument(
+            scope=scope,
+            document_id=options.id if with_id else None,
+            text="",
+            title=options.title if with_id else None,
+            source=(options.source if with_id else None) or upload.filename,
+            metadata=dict(options.metadata),
+            max_tokens=size,
+            overlap_tokens=overlap,
+            embedding=self.embedding,
+            media_type=upload.media_type,
+            filename=upload.filename,
+            file_sha256=upload.sha256,
+        )
 
     def new_document(self, scope: Scope, doc: DocumentIn) -> NewDocument:
         """A validated document with its chunking settled: the request's, else the defaults."""
@@ -79,13 +139,7 @@ class Documents:
                 f"document text has {len(doc.text)} characters; the limit is "
                 f"{settings.max_document_chars} (CITELINE_MAX_DOCUMENT_CHARS)"
             )
-        chunking = doc.chunking
-        size = (chunking and chunking.max_chunk_size_tokens) or settings.max_chunk_size_tokens
-        overlap = chunking.chunk_overlap_tokens if chunking else None
-        if overlap is None:
-            overlap = min(settings.chunk_overlap_tokens, size // 2)
-        elif overlap > size // 2:
-            raise BadRequest(f"chunk_overlap_tokens must be at most half of {size}")
+        size, overlap = self._chunking(doc.chunking)
         return NewDocument(
             scope=scope,
             document_id=doc.id,
@@ -105,25 +159,34 @@ class Documents:
                 f"batch has {count} documents; the limit is {limit} (CITELINE_MAX_BATCH_DOCUMENTS)"
             )
 
-    async def accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
+    async def accept(
+        self,
+        docs: Sequence[NewDocument],
+        *,
+        batch_id: str | None = None,
+        file_bytes: Sequence[int] | None = None,
+    ) -> list[Accepted]:
         """Queue the documents' jobs, or 503 while the queue is full or does not answer;
-        413 past the tenant's storage quota, 429 past its token budget (paid embeddings)."""
+        413 past the tenant's storage quota, 429 past its token budget (paid embeddings).
+        `file_bytes`: the size of each document's original, for uploads (their text is read
+        later, by the parsing stage, so their tokens are not known here)."""
         limit = self.settings.max_queued_jobs
         if self.registry.queued + len(docs) > limit:
             raise Unavailable(
                 f"the indexing queue is full ({limit} jobs); retry later", retry_after=5
             )
         added: defaultdict[str, int] = defaultdict(int)
-        for doc in docs:
-            added[doc.scope.tenant] += len(doc.text.encode())
+        sizes = file_bytes or [len(d.text.encode()) for d in docs]
+        for doc, size in zip(docs, sizes, strict=True):
+            added[doc.scope.tenant] += size
         for tenant, size in added.items():
             await self._check_quota(tenant, size)
             if self._paid_embeddings:
                 await self.metering.check(tenant)
-        accepted = await self.queue.accept(docs)
+        accepted = await self.queue.accept(docs, batch_id=batch_id)
         for tenant, size in added.items():
             self._since[tenant] += size
-        if self._paid_embeddings:
+        if self._paid_embeddings and file_bytes is None:
             await self._charge_embeddings(docs, accepted)
         return accepted
 
@@ -162,6 +225,46 @@ class Documents:
         for doc, n in zip(fresh, tokens, strict=True):
             await self.metering.charge_embedding(doc.scope.tenant, n)
 
+    async def accept_files(
+        self, files: Sequence[tuple[NewDocument, CheckedFile]], *, batch_id: str | None = None
+    ) -> list[Accepted]:
+        """Store each original (durably, under its document and version), then queue the
+        jobs; originals this call wrote are removed again if the jobs were not taken."""
+        docs = [replace(d, document_id=document_id_of(d)) for d, _ in files]
+        written = await asyncio.gather(
+            *(
+                asyncio.to_thread(
+                    self.files.write, d.scope, d.document_id or "", content_version(d), ORIGINAL,
+                    f.data, durable=True,
+                )
+                for d, (_, f) in zip(docs, files, strict=True)
+            )
+        )  # fmt: skip
+        try:
+            sizes = [len(f.data) for _, f in files]
+            return await self.accept(docs, batch_id=batch_id, file_bytes=sizes)
+        except BaseException:
+            for d, new in zip(docs, written, strict=True):
+                if new:
+                    with contextlib.suppress(OSError):
+                        self.files.remove(
+                            d.scope, d.document_id or "", content_version(d), ORIGINAL
+                        )
+            raise
+
+    async def batch(self, tenant: str, batch_id: str) -> BatchRow:
+        row = await self.registry.batch(batch_id, tenant)
+        if row is None:
+            raise NotFound(f"no batch {batch_id!r}")
+        return row
+
+    async def cancel_batch(self, tenant: str, batch_id: str) -> BatchRow:
+        reason = f"cancelled with its batch {batch_id}"
+        row = await self.registry.cancel_batch(batch_id, tenant, reason)
+        if row is None:
+            raise NotFound(f"no batch {batch_id!r}")
+        return row
+
     async def page(self, scope: Scope, cursor: str | None, limit: int) -> Page:
         rows = await self.registry.documents(scope, decode_cursor(cursor), limit + 1)
         more = len(rows) > limit
@@ -171,11 +274,40 @@ class Documents:
     async def get(self, scope: Scope, document_id: str) -> dict[str, Any] | None:
         return await self.registry.document(scope, document_id)
 
+    async def _row(self, scope: Scope, document_id: str) -> dict[str, Any]:
+        row = await self.registry.document(scope, document_id)
+        if row is None:
+            raise NotFound(f"no document {document_id!r} in collection {scope.collection!r}")
+        return row
+
+    async def content(self, scope: Scope, document_id: str) -> tuple[bytes, str]:
+        """The canonical text (UTF-8) of the served version, else of the newest one once
+        parsed; and which version it is."""
+        row = await self._row(scope, document_id)
+        for version in dict.fromkeys(v for v in (row["active_version"], row["version"]) if v):
+            data = await asyncio.to_thread(self.files.read, scope, document_id, version, TEXT)
+            if data is not None:
+                return data, version
+        raise NotFound(f"document {document_id!r} has no text yet: it is still being parsed")
+
+    async def original(self, scope: Scope, document_id: str) -> Original:
+        """The original file of the served version, else of the newest one."""
+        row = await self._row(scope, document_id)
+        if row["media_type"] is None:
+            raise NotFound(f"document {document_id!r} was posted as text; its text is at /content")
+        for version in dict.fromkeys(v for v in (row["active_version"], row["version"]) if v):
+            path = self.files.path(scope, document_id, version, ORIGINAL)
+            if await asyncio.to_thread(path.exists):
+                return Original(path, row["media_type"], row["filename"], version)
+        raise NotFound(f"the original of document {document_id!r} is not stored here")
+
     async def delete(self, scope: Scope, document_id: str) -> bool:
-        """Tombstone the document (never served from now on), then remove its chunks."""
+        """Tombstone the document (never served from now on), then erase its chunks and every
+        version's original and text."""
         if not await self.registry.delete(scope, document_id):
             return False
         await self.queue.delete_chunks(scope, document_id)
+        await asyncio.to_thread(self.files.remove_versions, scope, document_id, set())
         return True
 
     async def delete_collection(self, scope: Scope) -> int:
@@ -183,6 +315,7 @@ class Documents:
         running for one of them removes its own chunks when it ends (its document is gone)."""
         deleted = await self.registry.delete_collection(scope)
         await asyncio.to_thread(self.store.delete_collection, scope)
+        await asyncio.to_thread(self.files.remove_collection, scope)
         self._stored.pop(scope.tenant, None)
         return deleted
 

@@ -6,8 +6,9 @@ ServiceError                raised by routes and use cases
 ├── Forbidden (403)         the key lacks a scope, the collection is outside its list, or a
 │                           route the settings turned off
 ├── NotFound (404)          unknown document or job (or another tenant's: never 403)
-├── PayloadTooLarge (413)   request body, document or storage quota over a configured limit
-├── UnsupportedMediaType (415)  a body that is not application/json where JSON is read
+├── PayloadTooLarge (413)   request body, file, document or storage quota over a limit
+├── UnsupportedMediaType (415)  a body that is not JSON where JSON is read, or a file of a
+│                           type citeline does not read
 ├── TooManyRequests (429)   a rate limit or a stream cap; carries Retry-After and RateLimit
 └── Unavailable (503)       a dependency is down or saturated; carries Retry-After
 

@@ -8,19 +8,33 @@ from service.errors import problem
 
 
 class BodySizeLimit:
-    """Buffers the body up to `max_bytes`; one byte more and the request gets 413, unread."""
+    """Buffers the body up to `max_bytes` (`upload_bytes` for multipart uploads to
+    `upload_paths`); one byte more and the request gets 413, unread."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        upload_bytes: int | None = None,
+        upload_paths: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_bytes = upload_bytes or max_bytes
+        self.upload_paths = upload_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        headers = dict(scope["headers"])
+        limit = self.max_bytes
+        kind = headers.get(b"content-type", b"").lower()
+        if scope["path"] in self.upload_paths and kind.startswith(b"multipart/form-data"):
+            limit = self.upload_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         chunks: list[bytes] = []
         size = 0
@@ -30,8 +44,8 @@ class BodySizeLimit:
                 return
             body = message.get("body", b"")
             size += len(body)
-            if size > self.max_bytes:
-                await self._refuse(scope, receive, send)
+            if size > limit:
+                await self._refuse(scope, receive, send, limit)
                 return
             chunks.append(body)
             if not message.get("more_body", False):
@@ -45,10 +59,15 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        name = (
+            "CITELINE_MAX_UPLOAD_BYTES"
+            if limit == self.upload_bytes
+            else "CITELINE_MAX_REQUEST_BYTES"
+        )
         response = problem(
             413,
-            f"request body exceeds the limit of {self.max_bytes} bytes",
+            f"request body exceeds the limit of {limit} bytes ({name})",
             instance=scope.get("path"),
             headers={"Connection": "close"},
         )

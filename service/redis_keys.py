@@ -13,6 +13,9 @@ Catalog (`service.catalog.redis_registry`; its Lua scripts build the same names)
   cl:counts                       hash: job status -> count
   cl:seq                          counter: the order jobs were accepted in
   cl:open                         set: ids of jobs that are queued or running
+  cl:batch:<batch_id>             hash: tenant, created_at, total, counts by status,
+                                  cancelled, completed_at
+  cl:batch-jobs:<batch_id>        set: the batch's job ids (a job's hash lists its batches)
 Jobs (`service.jobs`):
   citeline:index                  arq's queue (and arq's own keys under its prefixes)
   cl:worker:<id>                  a worker's liveness (PX), cl:workers the set of ids
@@ -48,6 +51,10 @@ RUNS_PREFIX = "citeline:runs:"
 
 def scope_key(scope: Scope) -> str:
     return f"{scope.tenant}\x1f{scope.collection}"
+
+
+def batch_key(batch_id: str) -> str:
+    return f"cl:batch:{batch_id}"
 
 
 def job_key(job_id: str) -> str:

@@ -20,6 +20,7 @@ from service.clients import build_dense, build_sparse, build_store, embedding_ve
 from service.config import Settings
 from service.documents import Documents
 from service.embeddings.dense import DenseEmbedder
+from service.files import FileStore
 from service.jobs.base import JobQueue
 from service.jobs.setup import open_jobs
 from service.llm.base import LLM
@@ -127,8 +128,9 @@ class Runtime:
         )
         limits, usage = RateLimits(settings), build_usage(settings)
         metering = Metering(limits, usage, pricing)
+        files = FileStore(settings.files_root)
         documents = Documents(
-            settings, registry, queue, store, embedding_version(settings), metering
+            settings, registry, queue, store, embedding_version(settings), metering, files
         )
         keys = build_key_store(settings)
         await keys.open()

@@ -46,6 +46,11 @@ class NewDocument:
     max_tokens: int
     overlap_tokens: int
     embedding: str = ""  # the dense model and dimension the chunks get; "" for BM25 only
+    # An uploaded file: its media type (None: the text was posted as JSON), name and digest.
+    # Its text is "" until the parsing stage reads the original (see `service.files`).
+    media_type: str | None = None
+    filename: str | None = None
+    file_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,9 @@ class Finalized:
     # False when no other version of the document was ever written, or when the registry
     # refused the update (a stale attempt of a job that another attempt now owns).
     needs_cleanup: bool
+    # The document's newest version (its job may still wait): its original must stay too.
+    # None when the document is deleted.
+    latest_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +103,51 @@ class Waiting:
     document: DocKey
 
 
+@dataclass(frozen=True, slots=True)
+class ParsedInfo:
+    """What the parsing stage learnt about a file job's version."""
+
+    title: str | None
+    chars: int
+    pages: int | None
+    pages_without_text: tuple[int, ...] = ()
+    bytes: int = 0  # of the text, UTF-8: what the tenant's storage quota counts
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    """A batch's jobs counted by status; `completed_at` once none is queued or running."""
+
+    batch_id: str
+    tenant: str
+    total: int
+    counts: dict[str, int]
+    cancelled: bool
+    created_at: float
+    completed_at: float | None
+
+    @property
+    def open(self) -> int:
+        return self.counts.get("queued", 0) + self.counts.get("running", 0)
+
+    @property
+    def status(self) -> Literal["in_progress", "completed", "cancelled"]:
+        if self.cancelled:
+            return "cancelled"
+        return "in_progress" if self.open else "completed"
+
+
+BATCH_STATUSES = ("queued", "running", "completed", "failed")
+
+
 def content_version(doc: NewDocument) -> str:
     """Hash of everything that shapes the stored chunks: same input, same version."""
     shape: list[Any] = [doc.text, doc.title, doc.source, doc.metadata]
     shape += [doc.max_tokens, doc.overlap_tokens]
     if doc.embedding:  # another embedding model makes another version, so re-posting re-indexes
         shape.append(doc.embedding)
+    if doc.file_sha256 is not None:  # a file: its bytes (and name) instead of its text
+        shape += ["file", doc.file_sha256, doc.media_type, doc.filename]
     canon = json.dumps(shape, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canon.encode()).hexdigest()[:32]
 
@@ -108,6 +155,14 @@ def content_version(doc: NewDocument) -> str:
 def derived_document_id(scope: Scope, text: str) -> str:
     key = f"{scope.tenant}\x1f{scope.collection}\x1f{text}"
     return "doc_" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def document_id_of(doc: NewDocument) -> str:
+    """The given id, else one derived from the content: the text, or the file's bytes."""
+    if doc.document_id:
+        return doc.document_id
+    content = doc.text if doc.file_sha256 is None else f"\x1ffile\x1f{doc.file_sha256}"
+    return derived_document_id(doc.scope, content)
 
 
 def job_id_key(scope: Scope, document_id: str, version: str, generation: int) -> str:
@@ -132,8 +187,25 @@ class JobRegistry(Protocol):
 
     async def close(self) -> None: ...
 
-    async def accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
-        """Record documents and their jobs durably; identical content gives the same job."""
+    async def accept(
+        self, docs: Sequence[NewDocument], *, batch_id: str | None = None
+    ) -> list[Accepted]:
+        """Record documents and their jobs durably; identical content gives the same job.
+        With `batch_id`, the batch is created and every job (duplicates too) joins it."""
+        ...
+
+    async def batch(self, batch_id: str, tenant: str) -> BatchRow | None:
+        """The batch's counts: one cheap read, to be polled."""
+        ...
+
+    async def cancel_batch(self, batch_id: str, tenant: str, reason: str) -> BatchRow | None:
+        """Fail the batch's queued jobs with `reason` (running ones finish); the batch is
+        `cancelled` when anything was still open."""
+        ...
+
+    async def parsed(self, job: JobRow, info: ParsedInfo) -> None:
+        """Record what parsing found (title, size, pages) on a running file job and, while it
+        is its document's latest, on the document."""
         ...
 
     async def waiting(self, limit: int) -> list[Waiting]:

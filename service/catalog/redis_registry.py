@@ -26,16 +26,19 @@ from service import redis_keys as keys
 from service.catalog import redis_scripts as lua
 from service.catalog.active_versions import ActiveVersions
 from service.catalog.base import (
+    BATCH_STATUSES,
     Accepted,
+    BatchRow,
     Claim,
     ClaimStatus,
     Finalized,
     NewDocument,
+    ParsedInfo,
     RegistryUnavailable,
     Stored,
     Waiting,
     content_version,
-    derived_document_id,
+    document_id_of,
 )
 from service.catalog.rows import JobRow, doc_state
 from service.redis_keys import REDIS_ERRORS
@@ -44,6 +47,17 @@ from service.store.base import Scope
 log = logging.getLogger("citeline.registry")
 
 _JOB_FIELDS = [f for f in JobRow.__dataclass_fields__ if f != "text"]
+_SCRIPTS = (
+    "ACCEPT",
+    "START",
+    "PROGRESS",
+    "FINISH",
+    "FAIL",
+    "REQUEUE",
+    "DELETE",
+    "PARSED",
+    "CANCEL",
+)
 
 
 def _opt_int(value: str | None) -> int | None:
@@ -78,6 +92,10 @@ def job_from_hash(h: dict[str, Any]) -> JobRow:
         metadata=json.loads(h["metadata"]),
         max_tokens=int(h["max_tokens"]),
         overlap_tokens=int(h["overlap_tokens"]),
+        media_type=json.loads(h.get("media_type") or "null"),
+        filename=json.loads(h.get("filename") or "null"),
+        pages=_opt_int(h.get("pages")),
+        pages_without_text=tuple(json.loads(h.get("pages_without_text") or "[]")),
     )
 
 
@@ -98,10 +116,7 @@ class RedisRegistry:
         self.redis = redis  # decode_responses=True
         self.timeout_s, self.query_timeout_s, self.breaker_s = timeout_s, query_timeout_s, breaker_s
         self.queued = 0
-        self._scripts = {
-            name: redis.register_script(getattr(lua, name))
-            for name in ("ACCEPT", "START", "PROGRESS", "FINISH", "FAIL", "REQUEUE", "DELETE")
-        }
+        self._scripts = {name: redis.register_script(getattr(lua, name)) for name in _SCRIPTS}
         self._active = ActiveVersions(redis, query_timeout_s, breaker_s)
 
     @classmethod
@@ -146,12 +161,14 @@ class RedisRegistry:
         await self.redis.aclose()
 
     # -- accepting -------------------------------------------------------------------------
-    async def accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
+    async def accept(
+        self, docs: Sequence[NewDocument], *, batch_id: str | None = None
+    ) -> list[Accepted]:
         packed = [
             [
                 d.scope.tenant,
                 d.scope.collection,
-                d.document_id or derived_document_id(d.scope, d.text),
+                document_id_of(d),
                 content_version(d),
                 d.text,
                 json.dumps(d.title),
@@ -161,10 +178,14 @@ class RedisRegistry:
                 str(d.overlap_tokens),
                 str(len(d.text)),
                 str(len(d.text.encode())),
+                json.dumps(d.media_type),
+                json.dumps(d.filename),
             ]
             for d in docs
         ]
-        raw = await self._script("ACCEPT", [repr(time.time()), json.dumps(packed)])
+        tenant = docs[0].scope.tenant if docs else ""
+        args = [repr(time.time()), json.dumps(packed), batch_id or "", tenant]
+        raw = await self._script("ACCEPT", args)
         rows, queued = json.loads(raw)
         self.queued = int(queued)
         return [Accepted(d, j, s, v, bool(dup)) for d, j, s, v, dup in rows]
@@ -211,7 +232,8 @@ class RedisRegistry:
         """Put running attempts back to `queued` (they will be retried), noting why."""
         n = 0
         for job in jobs:
-            n += int(await self._script("REQUEUE", [job.job_id, job.tries, reason[:2000]]))
+            args = [job.job_id, job.tries, reason[:2000], repr(time.time())]
+            n += int(await self._script("REQUEUE", args))
         return n
 
     async def progress(self, stage: str, done: dict[str, int], totals: dict[str, int]) -> None:
@@ -225,12 +247,40 @@ class RedisRegistry:
         packed = [[job.job_id, job.tries, chunks, tokens] for job, chunks, tokens in jobs]
         raw = await self._script("FINISH", [repr(time.time()), json.dumps(packed)])
         rows = json.loads(raw) or []  # cjson encodes an empty array as {}
-        return [Finalized(bool(a), keep or None, bool(c)) for a, keep, c in rows]
+        return [
+            Finalized(bool(a), keep or None, bool(c), last or None) for a, keep, c, last in rows
+        ]
 
     async def fail(self, job: JobRow, error: str) -> Finalized:
         args = [repr(time.time()), job.job_id, job.tries, error[:2000]]
-        refused, keep = await self._script("FAIL", args)
-        return Finalized(False, keep or None, not refused)
+        refused, keep, latest = await self._script("FAIL", args)
+        return Finalized(False, keep or None, not refused, latest or None)
+
+    # -- parsing and batches ---------------------------------------------------------------
+    async def parsed(self, job: JobRow, info: ParsedInfo) -> None:
+        pages = "" if info.pages is None else str(info.pages)
+        args = [job.job_id, job.tries, json.dumps(info.title), info.chars, pages]
+        without = json.dumps(list(info.pages_without_text))
+        await self._script("PARSED", [*args, without, info.bytes])
+
+    async def batch(self, batch_id: str, tenant: str) -> BatchRow | None:
+        async with self._guard("batch"):
+            h = await _r(self.redis.hgetall(keys.batch_key(batch_id)))
+        if not h or h.get("tenant") != tenant:
+            return None
+        counts = {s: int(h.get(s) or 0) for s in BATCH_STATUSES}
+        completed = h.get("completed_at")
+        return BatchRow(
+            batch_id, tenant, int(h.get("total") or 0), counts, h.get("cancelled") == "1",
+            float(h["created_at"]), float(completed) if completed else None,
+        )  # fmt: skip
+
+    async def cancel_batch(self, batch_id: str, tenant: str, reason: str) -> BatchRow | None:
+        if await self.batch(batch_id, tenant) is None:
+            return None
+        cancelled = int(await self._script("CANCEL", [batch_id, repr(time.time()), reason[:2000]]))
+        self.queued = max(0, self.queued - cancelled)
+        return await self.batch(batch_id, tenant)
 
     # -- reading ---------------------------------------------------------------------------
     async def job(self, job_id: str, tenant: str) -> JobRow | None:
@@ -279,6 +329,9 @@ class RedisRegistry:
                 "source": json.loads(h["source"]),
                 "metadata": json.loads(h["metadata"]),
                 "version": h["latest_version"],
+                "active_version": h.get("active_version"),
+                "media_type": json.loads(h.get("media_type") or "null"),
+                "filename": json.loads(h.get("filename") or "null"),
                 "chars": int(h["chars"]),
                 "chunks": int(h.get("chunks") or 0),
                 "job_id": h["latest_job"],

@@ -32,6 +32,10 @@ class JobRow:
     metadata: dict[str, Any]
     max_tokens: int
     overlap_tokens: int
+    media_type: str | None = None  # None: posted as JSON text; else an uploaded file
+    filename: str | None = None
+    pages: int | None = None  # a paged file's page (slide) count, once parsed
+    pages_without_text: tuple[int, ...] = ()
 
 
 def doc_state(job_status: str) -> str:

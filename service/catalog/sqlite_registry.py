@@ -16,16 +16,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from service.catalog import sqlite_batches as batches
 from service.catalog.base import (
     MAX_TRIES,
     Accepted,
+    BatchRow,
     Claim,
     Finalized,
     NewDocument,
+    ParsedInfo,
     Stored,
     Waiting,
     content_version,
-    derived_document_id,
+    document_id_of,
     job_id_for,
 )
 from service.catalog.priority_thread import PriorityThread
@@ -52,6 +55,8 @@ CREATE TABLE IF NOT EXISTS documents (
     chunks INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
+    media_type TEXT,
+    filename TEXT,
     PRIMARY KEY (tenant, collection, document_id)
 );
 CREATE TABLE IF NOT EXISTS jobs (
@@ -77,16 +82,34 @@ CREATE TABLE IF NOT EXISTS jobs (
     source TEXT,
     metadata TEXT NOT NULL,
     max_tokens INTEGER NOT NULL,
-    overlap_tokens INTEGER NOT NULL
+    overlap_tokens INTEGER NOT NULL,
+    media_type TEXT,
+    filename TEXT,
+    pages INTEGER,
+    pages_without_text TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_document ON jobs (tenant, collection, document_id);
 """
 
 
+# Columns added after a data dir may have been created: (table, column, definition).
+_MIGRATIONS = (
+    ("jobs", "embedding_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("jobs", "media_type", "TEXT"),
+    ("jobs", "filename", "TEXT"),
+    ("jobs", "pages", "INTEGER"),
+    ("jobs", "pages_without_text", "TEXT NOT NULL DEFAULT '[]'"),
+    ("documents", "media_type", "TEXT"),
+    ("documents", "filename", "TEXT"),
+    ("documents", "bytes", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+
 def job_row(row: sqlite3.Row, **overrides: Any) -> JobRow:
     fields = {k: row[k] for k in row.keys() if k != "seq"}  # noqa: SIM118 - sqlite3.Row
     fields["metadata"] = json.loads(fields["metadata"])
+    fields["pages_without_text"] = tuple(json.loads(fields["pages_without_text"]))
     fields.update(overrides)
     return JobRow(**fields)
 
@@ -131,14 +154,12 @@ class SqliteRegistry:
         # Worker-side updates can be replayed (a rerun job rewrites the same points), so they
         # only need to survive a process crash; `accept` switches to FULL for its commit.
         db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(SCHEMA)
-        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-        if "embedding_tokens" not in columns:  # a data dir from before job accounting
-            db.execute("ALTER TABLE jobs ADD COLUMN embedding_tokens INTEGER NOT NULL DEFAULT 0")
-        doc_columns = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
-        if "bytes" not in doc_columns:  # a data dir from before storage quotas
-            db.execute("ALTER TABLE documents ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0")
-            db.execute("UPDATE documents SET bytes = chars")
+        db.executescript(SCHEMA + batches.SCHEMA)
+        for table, column, definition in _MIGRATIONS:
+            if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+                if (table, column) == ("documents", "bytes"):  # before storage quotas
+                    db.execute("UPDATE documents SET bytes = chars")
         with db:  # texts of jobs that ended before texts were dropped at the end
             db.execute(
                 "UPDATE jobs SET text='' WHERE status IN ('completed', 'failed') AND text != ''"
@@ -176,7 +197,9 @@ class SqliteRegistry:
         return self._db
 
     # -- accepting -------------------------------------------------------------------------
-    async def accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
+    async def accept(
+        self, docs: Sequence[NewDocument], *, batch_id: str | None = None
+    ) -> list[Accepted]:
         """Record documents and their jobs durably before any 202 goes out.
 
         Smaller requests go first, and a batch commits in slices, so a one-document POST never
@@ -185,15 +208,18 @@ class SqliteRegistry:
         out: list[Accepted] = []
         for start in range(0, len(docs), _ACCEPT_SLICE):
             part = docs[start : start + _ACCEPT_SLICE]
-            out += await self._call(self._accept, part, priority=len(docs))
+            out += await self._call(self._accept, part, batch_id, priority=len(docs))
         return out
 
-    def _accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
+    def _accept(self, docs: Sequence[NewDocument], batch_id: str | None) -> list[Accepted]:
         now = time.time()
         self.db.execute("PRAGMA synchronous=FULL")  # a 202 means the job survives power loss
         try:
             with self.db:
                 out = [self._accept_one(doc, now) for doc in docs]
+                if batch_id is not None and docs:
+                    tenant = docs[0].scope.tenant
+                    batches.add_members(self.db, batch_id, tenant, [a.job_id for a in out], now)
         finally:
             self.db.execute("PRAGMA synchronous=NORMAL")
         return out
@@ -201,7 +227,7 @@ class SqliteRegistry:
     def _accept_one(self, doc: NewDocument, now: float) -> Accepted:
         db, scope = self.db, doc.scope
         version = content_version(doc)
-        document_id = doc.document_id or derived_document_id(scope, doc.text)
+        document_id = document_id_of(doc)
         row = db.execute(
             "SELECT d.latest_version, d.latest_job, d.generation, d.deleted, j.status "
             "FROM documents d JOIN jobs j ON j.job_id = d.latest_job "
@@ -221,7 +247,8 @@ class SqliteRegistry:
         db.execute(
             "INSERT INTO jobs (job_id, tenant, collection, document_id, version, status, stage,"
             " chunks_done, tries, created_at, text, title, source, metadata, max_tokens,"
-            " overlap_tokens) VALUES (?,?,?,?,?,'queued','queued',0,0,?,?,?,?,?,?,?)"
+            " overlap_tokens, media_type, filename)"
+            " VALUES (?,?,?,?,?,'queued','queued',0,0,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT(job_id) DO UPDATE SET status='queued', stage='queued', error=NULL,"
             " text=excluded.text,"
             " chunks_done=0, chunks_total=NULL, tries=0, finished_at=NULL, superseded_by=NULL",
@@ -238,17 +265,20 @@ class SqliteRegistry:
                 meta,
                 doc.max_tokens,
                 doc.overlap_tokens,
+                doc.media_type,
+                doc.filename,
             ),
         )
         db.execute(
             "INSERT INTO documents (tenant, collection, document_id, latest_version, latest_job,"
             " generation, deleted, title, source, metadata, chars, bytes, chunks, created_at,"
-            " updated_at) VALUES (?,?,?,?,?,?,0,?,?,?,?,?,0,?,?)"
+            " updated_at, media_type, filename) VALUES (?,?,?,?,?,?,0,?,?,?,?,?,0,?,?,?,?)"
             " ON CONFLICT(tenant, collection, document_id) DO UPDATE SET"
             " latest_version=excluded.latest_version, latest_job=excluded.latest_job,"
             " generation=excluded.generation, title=excluded.title, source=excluded.source,"
             " metadata=excluded.metadata, chars=excluded.chars, bytes=excluded.bytes,"
             " updated_at=excluded.updated_at,"
+            " media_type=excluded.media_type, filename=excluded.filename,"
             " created_at=CASE WHEN documents.deleted THEN excluded.created_at"
             "   ELSE documents.created_at END,"
             " active_version=CASE WHEN documents.deleted THEN NULL"
@@ -269,6 +299,8 @@ class SqliteRegistry:
                 len(doc.text.encode()),
                 now,
                 now,
+                doc.media_type,
+                doc.filename,
             ),
         )
         self.queued += 1
@@ -315,6 +347,9 @@ class SqliteRegistry:
                 "source": r["source"],
                 "metadata": json.loads(r["metadata"]),
                 "version": r["latest_version"],
+                "active_version": r["active_version"],
+                "media_type": r["media_type"],
+                "filename": r["filename"],
                 "chars": r["chars"],
                 "chunks": r["chunks"],
                 "job_id": r["latest_job"],
@@ -432,12 +467,13 @@ class SqliteRegistry:
                     out.append(Claim(job_id, row["status"], row["tries"]))
                     continue
                 tries = row["tries"] + 1
+                stage = "chunking" if row["media_type"] is None else "parsing"
                 self.db.execute(
-                    "UPDATE jobs SET status='running', stage='chunking', tries=?, started_at=?"
+                    "UPDATE jobs SET status='running', stage=?, tries=?, started_at=?"
                     " WHERE job_id=?",
-                    (tries, now, job_id),
+                    (stage, tries, now, job_id),
                 )
-                claimed = job_row(row, status="running", stage="chunking", tries=tries)
+                claimed = job_row(row, status="running", stage=stage, tries=tries)
                 out.append(Claim(job_id, "claimed", tries, claimed))
                 self.queued -= 1
         return out
@@ -506,14 +542,15 @@ class SqliteRegistry:
             " LIMIT 1",
             (*key, job.job_id),
         ).fetchone()
+        latest = doc["latest_version"] if alive else None
         if not current:
-            return Finalized(False, doc["active_version"] if alive else None, True)
+            return Finalized(False, doc["active_version"] if alive else None, True, latest)
         db.execute(
             "UPDATE documents SET active_version=?, chunks=?, updated_at=?"
             " WHERE tenant=? AND collection=? AND document_id=?",
             (job.version, chunks, now, *key),
         )
-        return Finalized(True, job.version, others is not None)
+        return Finalized(True, job.version, others is not None, latest)
 
     async def fail(self, job: JobRow, error: str) -> Finalized:
         """Record a failure; `keep_version` is the version whose chunks must stay (None: none)."""
@@ -527,9 +564,48 @@ class SqliteRegistry:
                 (error[:2000], time.time(), job.job_id),
             )
             doc = self.db.execute(
-                "SELECT active_version, deleted FROM documents"
+                "SELECT active_version, latest_version, deleted FROM documents"
                 " WHERE tenant=? AND collection=? AND document_id=?",
                 (job.tenant, job.collection, job.document_id),
             ).fetchone()
-        keep = None if doc is None or doc["deleted"] else doc["active_version"]
-        return Finalized(False, keep, True)
+        if doc is None or doc["deleted"]:
+            return Finalized(False, None, True)
+        return Finalized(False, doc["active_version"], True, doc["latest_version"])
+
+    # -- parsing and batches ---------------------------------------------------------------
+    async def parsed(self, job: JobRow, info: ParsedInfo) -> None:
+        await self._call(self._parsed, job, info)
+
+    def _parsed(self, job: JobRow, info: ParsedInfo) -> None:
+        with self.db:
+            n = self.db.execute(
+                "UPDATE jobs SET title=?, pages=?, pages_without_text=? WHERE job_id=?"
+                " AND status='running' AND tries=?",
+                (
+                    info.title,
+                    info.pages,
+                    json.dumps(list(info.pages_without_text)),
+                    job.job_id,
+                    job.tries,
+                ),
+            ).rowcount
+            if n:
+                self.db.execute(
+                    "UPDATE documents SET title=?, chars=?, bytes=? WHERE tenant=?"
+                    " AND collection=? AND document_id=? AND latest_job=?",
+                    (info.title, info.chars, info.bytes, job.tenant, job.collection,
+                     job.document_id, job.job_id),
+                )  # fmt: skip
+
+    async def batch(self, batch_id: str, tenant: str) -> BatchRow | None:
+        return await self._call(batches.batch_row, self.db, batch_id, tenant, priority=_READ)
+
+    async def cancel_batch(self, batch_id: str, tenant: str, reason: str) -> BatchRow | None:
+        return await self._call(self._cancel_batch, batch_id, tenant, reason, priority=_READ)
+
+    def _cancel_batch(self, batch_id: str, tenant: str, reason: str) -> BatchRow | None:
+        if batches.batch_row(self.db, batch_id, tenant) is None:
+            return None
+        with self.db:
+            self.queued -= batches.cancel(self.db, batch_id, reason[:2000], time.time())
+        return batches.batch_row(self.db, batch_id, tenant)

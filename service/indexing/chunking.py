@@ -56,6 +56,12 @@ class Chunk:
     start: int
     end: int
     tokens: int
+    # Where it stands in a file (see `structure`): 1-based pages, the printed label of the
+    # first, and the heading path of its section.
+    page: int | None = None
+    page_end: int | None = None
+    page_label: str | None = None
+    section: str | None = None
 
 
 def chunk_text(text: str, max_tokens: int = 512, overlap_tokens: int = 64) -> list[Chunk]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from service.embeddings.dense import (
@@ -26,6 +27,11 @@ from service.upstream import backoff_s
 log = logging.getLogger("citeline.pipeline")
 
 Item = tuple[_Job, Chunk]
+Contexts = Callable[[Sequence[Item]], list[str]]
+
+
+def _texts(items: Sequence[Item]) -> list[str]:
+    return [c.text for _, c in items]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,19 +65,20 @@ async def embed_with_retries(
 
 
 async def embed_items(
-    dense: DenseEmbedder, items: list[Item], budget_s: float
+    dense: DenseEmbedder, items: list[Item], budget_s: float, texts: Contexts = _texts
 ) -> tuple[list[Item], list[list[float]], list[Refusal]]:
-    """Vectors for `items`: the items kept (in order), their vectors, and the refused jobs."""
+    """Vectors for `items` (of `texts(items)`): the items kept (in order), their vectors, and
+    the refused jobs."""
     with tracing.embedding_span(dense, sum(c.tokens for _, c in items)):
-        return await _embed_items(dense, items, budget_s)
+        return await _embed_items(dense, items, budget_s, texts)
 
 
 async def _embed_items(
-    dense: DenseEmbedder, items: list[Item], budget_s: float
+    dense: DenseEmbedder, items: list[Item], budget_s: float, texts: Contexts
 ) -> tuple[list[Item], list[list[float]], list[Refusal]]:
     jobs = list(dict.fromkeys(j for j, _ in items))
     try:
-        return items, await embed_with_retries(dense, [c.text for _, c in items], budget_s), []
+        return items, await embed_with_retries(dense, texts(items), budget_s), []
     except TransientEmbeddingError as exc:
         _log_failure(exc, jobs)
         reason = f"embedding failed after retries: {exc}"
@@ -80,7 +87,7 @@ async def _embed_items(
         _log_failure(exc, jobs)
         if len(jobs) == 1:
             return [], [], [Refusal(jobs[0], f"embedding failed: {exc}", False)]
-    return await _one_by_one(dense, items, jobs, budget_s)
+    return await _one_by_one(dense, items, jobs, budget_s, texts)
 
 
 def _log_failure(exc: EmbeddingError, jobs: list[_Job]) -> None:
@@ -92,7 +99,7 @@ def _log_failure(exc: EmbeddingError, jobs: list[_Job]) -> None:
 
 
 async def _one_by_one(
-    dense: DenseEmbedder, items: list[Item], jobs: list[_Job], budget_s: float
+    dense: DenseEmbedder, items: list[Item], jobs: list[_Job], budget_s: float, texts: Contexts
 ) -> tuple[list[Item], list[list[float]], list[Refusal]]:
     """Several documents share the batch and one of them was refused: find which."""
     kept: list[Item] = []
@@ -101,7 +108,7 @@ async def _one_by_one(
     for job in jobs:
         mine = [(j, c) for j, c in items if j is job]
         try:
-            vectors += await embed_with_retries(dense, [c.text for _, c in mine], budget_s)
+            vectors += await embed_with_retries(dense, texts(mine), budget_s)
         except PermanentEmbeddingError as exc:
             refused.append(Refusal(job, f"embedding failed: {exc}", False))
             continue

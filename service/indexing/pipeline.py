@@ -1,4 +1,4 @@
-"""The indexing pipeline: claimed jobs → chunk → embed in batches → upsert → finish.
+"""The indexing pipeline: claimed jobs → parse → chunk → embed in batches → upsert → finish.
 
 Each stage is one asyncio task joined to the next by a bounded buffer, so a slow embedder
 back-pressures chunking and memory stays bounded whatever arrives. CPU-bound work (chunking,
@@ -25,9 +25,13 @@ from service.catalog.rows import JobRow
 from service.config import Settings
 from service.embeddings.dense import DenseEmbedder
 from service.embeddings.sparse import Bm25Encoder
+from service.files import FileStore
 from service.indexing.chunking import Chunk
 from service.indexing.embedding import embed_items
+from service.indexing.parse_stage import ParseStage
 from service.indexing.units import Outcome, _Batch, _chunk_all, _Job, _upsert_all
+from service.parsing.model import Limits
+from service.parsing.process import ParserPool
 from service.store.base import ChunkPoint, Scope, StoreError, VectorStore
 from service.telemetry import metrics
 
@@ -46,15 +50,21 @@ class Pipeline:
         store: VectorStore,
         sparse: Bm25Encoder,
         dense: DenseEmbedder | None,
+        files: FileStore,
+        parser: ParserPool,
+        parse_workers: int = 2,
         batch_size: int = 256,
         queue_size: int = 8,
         retry_budget_s: float = 60.0,
     ) -> None:
         self.registry, self.store, self.sparse, self.dense = registry, store, sparse, dense
+        self.files = files
         self.on_settled: Callable[[JobRow], Awaitable[None]] = _ignore
         self.batch_size = batch_size
         self.retry_budget_s = retry_budget_s
+        self._parse = ParseStage(registry, files, parser, parse_workers)
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue(maxsize=batch_size)
+        self._ready: asyncio.Queue[_Job] = asyncio.Queue(maxsize=batch_size)  # parsed
         self._chunks: list[tuple[_Job, Chunk]] = []  # chunked, waiting for the embed stage
         self._chunks_max = batch_size * queue_size
         self._chunks_ready = asyncio.Condition()
@@ -67,9 +77,11 @@ class Pipeline:
         self._stopping = threading.Event()  # read by the chunking thread
 
     def backlog(self) -> dict[str, int]:
-        """What waits before each stage now: jobs to chunk, chunks to embed, batches to store."""
+        """What waits before each stage now: jobs to parse (files waiting or being parsed; text
+        passes straight on), jobs to chunk, chunks to embed, batches to store."""
         return {
-            "chunk": self._jobs.qsize(),
+            "parse": self._jobs.qsize() + self._parse.active,
+            "chunk": self._ready.qsize(),
             "embed": len(self._chunks),
             "upsert": self._to_store.qsize(),
         }
@@ -81,7 +93,9 @@ class Pipeline:
             yield
 
     def start(self) -> None:
+        parse = self._parse.run(self._jobs, self._ready, self._fail_permanently)
         self._tasks = [
+            asyncio.create_task(parse, name="pipeline.parse"),
             asyncio.create_task(self._chunk_stage(), name="pipeline.chunk"),
             asyncio.create_task(self._embed_stage(), name="pipeline.embed"),
             asyncio.create_task(self._store_stage(), name="pipeline.store"),
@@ -113,6 +127,7 @@ class Pipeline:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._parse.stop()
         for job in list(self._waiting):
             if job.waiter is not None and not job.waiter.done():
                 job.waiter.cancel()
@@ -120,17 +135,17 @@ class Pipeline:
     # -- stage 1: chunk ----------------------------------------------------------------------
     async def _chunk_stage(self) -> None:
         while True:
-            if self._jobs.empty():  # nothing more to chunk now: let the embed stage go
+            if self._ready.empty():  # nothing more to chunk now: let the embed stage go
                 async with self._chunks_ready:
                     self._chunker_idle = True
                     self._chunks_ready.notify_all()
-            jobs = [await self._jobs.get()]
+            jobs = [await self._ready.get()]
             self._chunker_idle = False
-            while not self._jobs.empty() and len(jobs) < self.batch_size:
-                jobs.append(self._jobs.get_nowait())
+            while not self._ready.empty() and len(jobs) < self.batch_size:
+                jobs.append(self._ready.get_nowait())
             jobs = [j for j in jobs if not j.closed]
             started = time.perf_counter()
-            chunked = await asyncio.to_thread(_chunk_all, jobs, self._stopping)
+            chunked = await asyncio.to_thread(_chunk_all, jobs, self.files, self._stopping)
             metrics.INGEST_STAGE.labels("chunk").observe(time.perf_counter() - started)
             totals: dict[str, int] = {}
             empty: list[_Job] = []
@@ -173,8 +188,7 @@ class Pipeline:
                 if embedded is None:
                     continue
                 dense = embedded
-            texts = [c.text for _, c in batch.items]
-            sparse = await asyncio.to_thread(self.sparse.encode_documents, texts)
+            sparse = await asyncio.to_thread(self.sparse.encode_documents, _contexts(batch))
             metrics.INGEST_STAGE.labels("embed").observe(time.perf_counter() - started)
             batch.points = [
                 ChunkPoint(
@@ -185,10 +199,14 @@ class Pipeline:
                     start=c.start,
                     end=c.end,
                     sparse=s,
-                    title=j.row.title,
+                    title=j.title,
                     source=j.row.source,
                     metadata=j.row.metadata,
                     dense=d,
+                    page=c.page,
+                    page_end=c.page_end,
+                    page_label=c.page_label,
+                    section=c.section,
                 )
                 for (j, c), s, d in zip(batch.items, sparse, dense, strict=True)
             ]
@@ -197,7 +215,9 @@ class Pipeline:
     async def _embed_dense(self, batch: _Batch) -> list[list[float] | None] | None:
         """Dense vectors for the batch; jobs whose input the provider refuses are failed alone."""
         assert self.dense is not None
-        kept, vectors, refused = await embed_items(self.dense, batch.items, self.retry_budget_s)
+        kept, vectors, refused = await embed_items(
+            self.dense, batch.items, self.retry_budget_s, _contexts
+        )
         for r in refused:
             await self._fail(r.job, r.error, transient=r.transient, retry_after=r.retry_after)
         batch.items = kept
@@ -258,13 +278,16 @@ class Pipeline:
             return
         for job, outcome in zip(jobs, outcomes, strict=True):
             if outcome.needs_cleanup:
-                await self._delete_other_versions(job, outcome.keep_version)
+                await self._delete_other_versions(job, outcome.keep_version, outcome.latest_version)
             job.closed = True
             metrics.CHUNKS_INDEXED.labels(metrics.tenant_label(job.row.tenant)).inc(job.total)
             if self.dense is not None and job.embedding_tokens:
                 tokens = metrics.EMBEDDING_TOKENS.labels(self.dense.model, "index")
                 tokens.inc(job.embedding_tokens)
             await self._settle(job, Outcome("completed"))
+
+    async def _fail_permanently(self, job: _Job, error: str) -> None:
+        await self._fail(job, error, transient=False)
 
     async def _fail(
         self, job: _Job, error: str, *, transient: bool = True, retry_after: float | None = None
@@ -284,7 +307,7 @@ class Pipeline:
             await self._settle(job, Outcome("retry", f"{error}; not recorded: {exc.detail}"))
             return
         if outcome.needs_cleanup:
-            await self._delete_other_versions(job, outcome.keep_version)
+            await self._delete_other_versions(job, outcome.keep_version, outcome.latest_version)
         await self._settle(job, Outcome("failed", error))
 
     async def _settle(self, job: _Job, outcome: Outcome) -> None:
@@ -293,8 +316,14 @@ class Pipeline:
             job.waiter.set_result(outcome)
         await self.on_settled(job.row)
 
-    async def _delete_other_versions(self, job: _Job, keep_version: str | None) -> None:
+    async def _delete_other_versions(
+        self, job: _Job, keep_version: str | None, latest_version: str | None
+    ) -> None:
+        """Chunks of every version but the served one; files of every version but the served
+        and the newest (whose job may still wait for its original); all when it is deleted."""
         await self.delete_chunks(job.scope, job.row.document_id, keep_version=keep_version)
+        keep = {v for v in (keep_version, latest_version) if v is not None}
+        await asyncio.to_thread(self.files.remove_versions, job.scope, job.row.document_id, keep)
 
     async def delete_chunks(
         self, scope: Scope, document_id: str, *, keep_version: str | None = None
@@ -315,6 +344,12 @@ def _job_fields(row: JobRow) -> dict[str, str]:
     return {"job_id": row.job_id, "tenant": row.tenant, "collection": row.collection}
 
 
+def _contexts(items: Sequence[tuple[_Job, Chunk]] | _Batch) -> list[str]:
+    """What retrieval encodes for each chunk: its section's heading path, then its text."""
+    pairs = items.items if isinstance(items, _Batch) else items
+    return [f"{c.section}\n{c.text}" if c.section else c.text for _, c in pairs]
+
+
 def pipeline_from_settings(
     settings: Settings,
     registry: JobRegistry,
@@ -324,15 +359,26 @@ def pipeline_from_settings(
 ) -> Pipeline:
     """The pipeline of either queue. Its retry budget (embedding retries inside one try) is
     CITELINE_EMBED_RETRY_BUDGET_S; with arq it is also at most half the job's timeout, so that
-    a try still ends in time to be retried by arq instead of timing out."""
-    budget = settings.embed_retry_budget_s
+    a try still ends in time to be retried by arq instead of timing out; so is the parse time
+    limit, so that a file that hangs its parser fails with that reason, not a job timeout."""
+    budget, parse_timeout = settings.embed_retry_budget_s, settings.parse_timeout_s
     if settings.queue == "arq":
         budget = min(budget, settings.job_timeout_s / 2)
+        parse_timeout = min(parse_timeout, settings.job_timeout_s / 2)
+    limits = Limits(
+        max_pages=settings.max_file_pages,
+        max_chars=settings.max_document_chars,
+        max_uncompressed_bytes=settings.max_file_uncompressed_bytes,
+    )
+    parser = ParserPool(settings.parse_workers, parse_timeout, settings.parse_memory_mb, limits)
     return Pipeline(
         registry=registry,
         store=store,
         sparse=sparse,
         dense=dense,
+        files=FileStore(settings.files_root),
+        parser=parser,
+        parse_workers=settings.parse_workers,
         batch_size=settings.embed_batch_size,
         queue_size=settings.pipeline_queue_size,
         retry_budget_s=budget,

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from service.catalog.rows import JobRow
-from service.indexing.chunking import Chunk, chunk_text
+from service.files import TEXT, FileStore
+from service.indexing.chunking import Chunk
+from service.indexing.structure import Layout, chunk_document
 from service.store.base import ChunkPoint, Scope, VectorStore
 
 
@@ -29,6 +31,11 @@ class _Job:
     embedding_tokens: int = 0  # tokens sent to the dense embedder, for usage and cost
     closed: bool = False  # finished, failed or abandoned by its caller: chunks are skipped
     waiter: asyncio.Future[Outcome] | None = None
+    # Set by the parse stage: the canonical text (the row's own for text posted as JSON), its
+    # pages and headings, and the title its chunks carry.
+    text: str = ""
+    layout: Layout = field(default_factory=Layout)
+    title: str | None = None
 
     @property
     def scope(self) -> Scope:
@@ -42,19 +49,30 @@ class _Batch:
 
 
 def _chunk_all(
-    jobs: list[_Job], stopping: threading.Event | None = None
+    jobs: list[_Job], files: FileStore, stopping: threading.Event | None = None
 ) -> list[tuple[_Job, list[Chunk] | str]]:
-    """Chunk each job; once `stopping` is set the rest are left out (a stop must not wait for
-    a whole batch of large documents: they are queued again and chunked at the next start)."""
+    """Chunks of each job (or why there are none); texts posted as JSON get their canonical
+    copy written here, in the same thread hop. Once `stopping` is set the rest are left out
+    (a stop must not wait for a whole batch of large documents: they are queued again and
+    chunked at the next start)."""
     out: list[tuple[_Job, list[Chunk] | str]] = []
     for job in jobs:
         if stopping is not None and stopping.is_set():
             break
         row = job.row
         try:
-            out.append((job, chunk_text(row.text, row.max_tokens, row.overlap_tokens)))
+            chunks = chunk_document(job.text, job.layout, row.max_tokens, row.overlap_tokens)
         except ValueError as exc:
             out.append((job, f"chunking failed: {exc}"))
+            continue
+        if row.media_type is None:
+            data = job.text.encode("utf-8", "surrogatepass")
+            try:
+                files.write(job.scope, row.document_id, row.version, TEXT, data, durable=False)
+            except OSError as exc:
+                out.append((job, f"could not store the canonical text: {exc.strerror or exc}"))
+                continue
+        out.append((job, chunks))
     return out
 
 

@@ -157,10 +157,12 @@ class ArqQueue:
             return contextlib.nullcontext()
         return self.worker.pipeline.writes_paused()
 
-    async def accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
+    async def accept(
+        self, docs: Sequence[NewDocument], *, batch_id: str | None = None
+    ) -> list[Accepted]:
         try:
             async with asyncio.timeout(self.deadline_s):
-                accepted = await self.registry.accept(docs)
+                accepted = await self.registry.accept(docs, batch_id=batch_id)
                 await enqueue(
                     self.redis,
                     [a.job_id for a in accepted if a.status in ("queued", "running")],

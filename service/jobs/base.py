@@ -32,9 +32,11 @@ class JobQueue(Protocol):
         """Jobs running in this process (0 when workers run elsewhere)."""
         ...
 
-    async def accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
-        """Record the documents' jobs durably and queue the new ones; answers promptly or
-        raises `QueueUnavailable` (or the catalog's `RegistryUnavailable`)."""
+    async def accept(
+        self, docs: Sequence[NewDocument], *, batch_id: str | None = None
+    ) -> list[Accepted]:
+        """Record the documents' jobs durably (in batch `batch_id` when given) and queue the
+        new ones; answers promptly or raises `QueueUnavailable` (or `RegistryUnavailable`)."""
         ...
 
     async def delete_chunks(self, scope: Scope, document_id: str) -> None:

@@ -44,8 +44,10 @@ class EmbeddedQueue:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def accept(self, docs: Sequence[NewDocument]) -> list[Accepted]:
-        accepted = await self.registry.accept(docs)
+    async def accept(
+        self, docs: Sequence[NewDocument], *, batch_id: str | None = None
+    ) -> list[Accepted]:
+        accepted = await self.registry.accept(docs, batch_id=batch_id)
         for doc, a in zip(docs, accepted, strict=True):
             if not a.duplicate:  # a duplicate is the same job, already queued or done
                 key = (doc.scope.tenant, doc.scope.collection, a.document_id)

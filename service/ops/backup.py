@@ -1,9 +1,11 @@
 """Backups of the data a citeline process owns, taken while it serves, and their restore.
 
 A backup directory holds `manifest.json`, `registry.sqlite3` (SQLite's online backup, on the
-registry's own thread) and the store: the Qdrant Edge shard's files (flushed, copied while
-the pipeline's store writes are paused; searches go on), or with a Qdrant server a note naming
-the server-side snapshot its snapshot API made. The registry is copied first, inside the same
+registry's own thread), `files/` (the uploaded originals and canonical texts, hard-linked
+where the backup is on the same file system: they never change once written) and the store:
+the Qdrant Edge shard's files (flushed, copied while the pipeline's store writes are paused;
+searches go on), or with a Qdrant server a note naming the server-side snapshot its snapshot
+API made. The registry is copied first, inside the same
 pause: every version it calls live has all its chunks in the copied store. A Redis registry is
 not included (Redis has its own: RDB or AOF, see the README).
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import sqlite3
 import tarfile
@@ -36,6 +39,7 @@ __all__ = ["BackupError", "archive", "restore", "take", "unpack"]
 
 MANIFEST = "manifest.json"
 FORMAT = 1
+FILES = "files"
 SERVER_STORE = "qdrant-server"
 
 
@@ -55,6 +59,22 @@ def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or links not allowed: a plain copy
+        shutil.copy2(src, dst)
+
+
+def copy_files(source: Path, target: Path) -> bool:
+    """The files store (originals, texts) into `target`; False when there is none."""
+    if not source.is_dir():
+        return False
+    ignore = shutil.ignore_patterns(".*.tmp")  # writes in progress
+    shutil.copytree(source, target, copy_function=_link_or_copy, ignore=ignore)
+    return True
+
+
 async def take(
     settings: Settings, registry: JobRegistry, store: VectorStore, queue: JobQueue, target: Path
 ) -> dict[str, Any]:
@@ -67,6 +87,7 @@ async def take(
         has_registry = await registry.backup(target / SQLITE_FILE)
         has_access = await asyncio.to_thread(_copy_access, settings.data_dir, target)
         await asyncio.to_thread(store.snapshot, target / store_copy)
+        has_files = await asyncio.to_thread(copy_files, settings.files_root, target / FILES)
         paused_s = time.perf_counter() - paused
     manifest = {
         "format": FORMAT,
@@ -74,6 +95,7 @@ async def take(
         "registry": SQLITE_FILE if has_registry else None,
         "access": ACCESS_FILE if has_access else None,  # API keys and daily usage
         "store": store_copy.as_posix(),
+        "files": FILES if has_files else None,
         "store_kind": "qdrant-server" if settings.qdrant_url else "qdrant-edge",
         "embedding": embedding_record(settings).metadata(),
         "jobs": await registry.counts(),
@@ -142,9 +164,12 @@ def restore(source: Path, settings: Settings) -> dict[str, Any]:
             f"the backup's store is {store_copy}, but these settings use {store_dir(settings)}:"
             " restore with the embedding settings the backup was taken with"
         )
+    files = settings.files_root
     taken = [
         p for p in (data / SQLITE_FILE, data / ACCESS_FILE, data / naming.EDGE_DIR) if p.exists()
     ]
+    if manifest.get("files") and files.is_dir() and any(files.iterdir()):
+        taken.append(files)
     if taken:
         raise BackupError(
             f"the data dir {data} is not empty ({', '.join(p.name for p in taken)}): restore "
@@ -156,4 +181,6 @@ def restore(source: Path, settings: Settings) -> dict[str, Any]:
         shutil.copy2(source / manifest["registry"], data / SQLITE_FILE)
     if manifest.get("access"):
         shutil.copy2(source / manifest["access"], data / ACCESS_FILE)
+    if manifest.get("files"):
+        shutil.copytree(source / manifest["files"], files, dirs_exist_ok=True)
     return manifest

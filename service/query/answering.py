@@ -74,7 +74,8 @@ def to_sources(hits: Sequence[Hit]) -> list[Source]:
         Source(
             n=n, document_id=h.document_id, chunk_id=h.chunk_id, title=h.title,
             source=h.source, text=h.text, start=h.start, end=h.end, score=h.score,
-            metadata=h.metadata, cited=False,
+            metadata=h.metadata, cited=False, page=h.page, page_end=h.page_end,
+            page_label=h.page_label, section=h.section,
         )
         for n, h in enumerate(hits, start=1)
     ]  # fmt: skip

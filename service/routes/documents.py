@@ -1,15 +1,14 @@
-"""Index API: accept documents (202 + job), list, read and delete them (by id, by collection,
-by filter). Writes need the `write` scope, reads `read`; every collection named is checked
-against the key's list."""
+"""Index API: accept documents as JSON or files (202 + job), list, read, serve and delete them
+(by id, by collection, by filter). Writes need the `write` scope, reads `read`; every
+collection named is checked against the key's list."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import FileResponse, Response
 
 from schemas.common import CollectionName, DocumentId
 from schemas.documents import (
@@ -23,17 +22,58 @@ from schemas.documents import (
     DocumentOut,
     DocumentPage,
     DocumentsDeleted,
+    FileOptions,
     IndexIn,
 )
+from service.auth.principal import Principal
 from service.catalog.base import Accepted
 from service.deps import DocumentsDep, ReadAccess, WriteAccess
-from service.errors import NotFound, problem_responses
+from service.documents import Documents, new_batch_id
+from service.errors import BadRequest, NotFound, problem_responses
+from service.parsing.model import MEDIA_TYPES
+from service.routes.forms import Form, form_body, is_multipart, json_body
+from service.uploads import Upload, check_file, file_options
 
 router = APIRouter(prefix="/v1", tags=["documents"])
 
 Collection = Annotated[CollectionName, Query()]
-ACCEPT_ERRORS = problem_responses(400, 413, 503)
+ACCEPT_ERRORS = problem_responses(400, 413, 415, 503)
 DELETE_MATCHING_LIMIT = 1000
+
+_FIELDS: dict[str, Any] = {
+    "collection": {"type": "string"},
+    "metadata": {"type": "string", "description": "a JSON object"},
+    "chunking": {"type": "string", "description": 'JSON, e.g. {"max_chunk_size_tokens": 256}'},
+}
+UPLOAD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "id": {"type": "string"}, "title": {"type": "string"}, "source": {"type": "string"},
+        **_FIELDS,
+    },
+}  # fmt: skip
+BATCH_UPLOAD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        **_FIELDS,
+    },
+}
+
+
+def _body(json_schema: str, form_schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{json_schema}"}},
+                "multipart/form-data": {"schema": form_schema},
+            },
+        }
+    }
 
 
 def _accepted(accepted: list[Accepted]) -> list[DocumentAccepted]:
@@ -47,25 +87,58 @@ def _accepted(accepted: list[Accepted]) -> list[DocumentAccepted]:
     ]  # fmt: skip
 
 
+async def _form(request: Request, documents: Documents, max_files: int) -> Form:
+    settings = documents.settings
+    form = await form_body(
+        request, max_files=max_files, max_fields=settings.max_form_fields,
+        max_field_bytes=settings.max_form_field_bytes,
+    )  # fmt: skip
+    if not form.files:
+        raise BadRequest("a multipart upload needs a `file` part with a filename")
+    if any(p.name != "file" for p in form.files):
+        raise BadRequest("files go in parts named `file`")
+    return form
+
+
+async def _accept_files(
+    documents: Documents,
+    caller: Principal,
+    form: Form,
+    options: FileOptions,
+    *,
+    batch_id: str | None,
+) -> list[Accepted]:
+    settings = documents.settings
+    uploads = [Upload(bytes(p.data), p.filename, p.content_type) for p in form.files]
+    # Hashing and zip listings of tens of MB are off the event loop.
+    checked = await asyncio.to_thread(lambda: [check_file(settings, u) for u in uploads])
+    single = batch_id is None
+    scope = caller.scope_of(options.collection)
+    docs = [(documents.new_file(scope, f, options, with_id=single), f) for f in checked]
+    return await documents.accept_files(docs, batch_id=batch_id)
+
+
 @router.post(
-    "/documents", status_code=202, response_model=DocumentAccepted, responses=ACCEPT_ERRORS
+    "/documents",
+    status_code=202,
+    response_model=DocumentAccepted,
+    responses=ACCEPT_ERRORS,
+    openapi_extra=_body("DocumentIn", UPLOAD_SCHEMA),
 )
 async def create_document(
-    body: DocumentIn, documents: DocumentsDep, caller: WriteAccess
+    request: Request, documents: DocumentsDep, caller: WriteAccess
 ) -> DocumentAccepted:
-    doc = documents.new_document(caller.scope_of(body.collection), body)
-    return _accepted(await documents.accept([doc]))[0]
-
-
-async def _parse_batch(request: Request) -> BatchIn:
-    """Validate a batch body in a worker thread: parsing a few MB of JSON on the event loop
-    would stall every other request (one-document POSTs, queries) for tens of milliseconds."""
-    raw = await request.body()
-    try:
-        return await asyncio.to_thread(BatchIn.model_validate_json, raw)
-    except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        raise RequestValidationError(errors) from None
+    """JSON `{text, ...}`, or multipart/form-data with one `file` (PDF, DOCX, PPTX, HTML,
+    Markdown, text) and optional `id`, `title`, `source`, `collection`, `metadata` and
+    `chunking` (JSON strings). Answers before anything is parsed."""
+    if is_multipart(request):
+        form = await _form(request, documents, max_files=1)
+        options = file_options(form.fields)
+        return _accepted(await _accept_files(documents, caller, form, options, batch_id=None))[0]
+    body = await json_body(request, DocumentIn)
+    return _accepted(
+        await documents.accept([documents.new_document(caller.scope_of(body.collection), body)])
+    )[0]
 
 
 @router.post(
@@ -73,19 +146,27 @@ async def _parse_batch(request: Request) -> BatchIn:
     status_code=202,
     response_model=BatchAccepted,
     responses=ACCEPT_ERRORS,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchIn"}}},
-        }
-    },
+    openapi_extra=_body("BatchIn", BATCH_UPLOAD_SCHEMA),
 )
 async def create_documents(
-    body: Annotated[BatchIn, Depends(_parse_batch)], documents: DocumentsDep, caller: WriteAccess
+    request: Request, documents: DocumentsDep, caller: WriteAccess
 ) -> BatchAccepted:
-    documents.check_batch(len(body.documents))
-    docs = [documents.new_document(caller.scope_of(d.collection), d) for d in body.documents]
-    return BatchAccepted(documents=_accepted(await documents.accept(docs)))
+    """JSON `{documents: [...]}`, or multipart/form-data with several `file` parts sharing
+    `collection`, `metadata` and `chunking`. The answer's `batch_id` follows them all."""
+    batch_id = new_batch_id()
+    if is_multipart(request):
+        limit = documents.settings.max_batch_documents
+        form = await _form(request, documents, max_files=limit)
+        options = file_options(form.fields)
+        if options.id or options.title or options.source:
+            raise BadRequest("id, title and source name one document: upload it on its own")
+        accepted = await _accept_files(documents, caller, form, options, batch_id=batch_id)
+    else:
+        body = await json_body(request, BatchIn)
+        documents.check_batch(len(body.documents))
+        docs = [documents.new_document(caller.scope_of(d.collection), d) for d in body.documents]
+        accepted = await documents.accept(docs, batch_id=batch_id)
+    return BatchAccepted(batch_id=batch_id, documents=_accepted(accepted))
 
 
 @router.post("/index", status_code=202, response_model=DocumentAccepted, responses=ACCEPT_ERRORS)
@@ -115,8 +196,12 @@ async def list_documents(
 ) -> DocumentPage:
     page = await documents.page(caller.scope_of(collection), cursor, limit)
     return DocumentPage(
-        documents=[DocumentOut(**r) for r in page.documents], next_cursor=page.next_cursor
+        documents=[_document(r) for r in page.documents], next_cursor=page.next_cursor
     )
+
+
+def _document(row: dict[str, Any]) -> DocumentOut:
+    return DocumentOut(**{**row, "media_type": row["media_type"] or "text/plain"})
 
 
 @router.get(
@@ -131,7 +216,63 @@ async def get_document(
     row = await documents.get(caller.scope_of(collection), document_id)
     if row is None:
         raise NotFound(f"no document {document_id!r} in collection {collection!r}")
-    return DocumentOut(**row)
+    return _document(row)
+
+
+TEXT_PLAIN = "text/plain; charset=utf-8"
+_FILE_TYPES = {t: {"schema": {"type": "string", "format": "binary"}} for t in MEDIA_TYPES.values()}
+
+
+@router.get(
+    "/documents/{document_id}/content",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the canonical text: every chunk's start/end index into it",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        **problem_responses(404, 503),
+    },
+)
+async def document_content(
+    document_id: DocumentId,
+    documents: DocumentsDep,
+    caller: ReadAccess,
+    collection: Collection = "default",
+) -> Response:
+    """The served version's canonical text (`text[start:end] == source.text` for its chunks);
+    the `X-Document-Version` header says which version."""
+    data, version = await documents.content(caller.scope_of(collection), document_id)
+    return Response(data, media_type=TEXT_PLAIN, headers={"X-Document-Version": version})
+
+
+@router.get(
+    "/documents/{document_id}/file",
+    response_class=FileResponse,
+    responses={
+        200: {"description": "the original file, as uploaded", "content": _FILE_TYPES},
+        **problem_responses(404, 503),
+    },
+)
+async def document_file(
+    document_id: DocumentId,
+    documents: DocumentsDep,
+    caller: ReadAccess,
+    collection: Collection = "default",
+) -> FileResponse:
+    """The served version's original file with its media type (a PDF opens at `#page=N`)."""
+    original = await documents.original(caller.scope_of(collection), document_id)
+    inline = original.media_type == "application/pdf"  # the browser's viewer, at #page=N
+    headers = {"X-Document-Version": original.version, "X-Content-Type-Options": "nosniff"}
+    if not inline:  # an uploaded HTML page must never run as this origin's page
+        headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return FileResponse(
+        original.path,
+        media_type=original.media_type,
+        filename=original.filename or f"{document_id}",
+        content_disposition_type="inline" if inline else "attachment",
+        headers=headers,
+    )
 
 
 @router.delete(

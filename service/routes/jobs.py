@@ -42,6 +42,8 @@ def job_out(job: JobRow, pricing: Pricing) -> JobOut:
         tries=job.tries,
         error=job.error,
         superseded_by=job.superseded_by,
+        pages=job.pages,
+        pages_without_text=list(job.pages_without_text),
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

@@ -49,6 +49,10 @@ def _result(hit: Hit) -> SearchResult:
         end=hit.end,
         score=hit.score,
         metadata=hit.metadata,
+        page=hit.page,
+        page_end=hit.page_end,
+        page_label=hit.page_label,
+        section=hit.section,
     )
 
 

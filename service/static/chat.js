@@ -39,14 +39,24 @@ async function* sseChunks(response) {
   }
 }
 
+// "p. 5" (or "pp. 5–6", and the printed label where the file has one) for a paged source.
+function pageText(s) {
+  if (s.page == null) return "";
+  const range = s.page_end != null ? `pp. ${s.page}–${s.page_end}` : `p. ${s.page}`;
+  return s.page_label && s.page_label !== String(s.page) ? `${range} (${s.page_label})` : range;
+}
+
 function renderAnswer(turn) {
   // Markers become buttons only when they point at a source of this answer.
   const html = escapeHtml(turn.text).replace(/\[(\d{1,3})\]/g, (m, n) =>
     turn.sources[n] ? `<button type="button" class="cite" data-n="${n}" aria-label="Citation ${n}">[${n}]</button>` : m);
   turn.body.innerHTML = html;
   const cited = new Set(turn.cited || []);
-  turn.list.innerHTML = Object.values(turn.sources).map((s) =>
-    `<li><button type="button" class="source${cited.has(s.n) ? " cited" : ""}" data-n="${s.n}">[${s.n}] ${escapeHtml(s.title || s.document_id)}</button></li>`).join("");
+  turn.list.innerHTML = Object.values(turn.sources).map((s) => {
+    const page = pageText(s);
+    const where = page ? ` <span class="page">${escapeHtml(page)}</span>` : "";
+    return `<li><button type="button" class="source${cited.has(s.n) ? " cited" : ""}" data-n="${s.n}">[${s.n}] ${escapeHtml(s.title || s.document_id)}${where}</button></li>`;
+  }).join("");
 }
 
 // The answer's sentence that ends at the clicked marker: what the passage should support.
@@ -60,8 +70,16 @@ function openPassage(turn, n, markerIndex) {
   const s = turn.sources[n];
   if (!s) return;
   $("passage-title").textContent = `[${n}] ${s.title || s.document_id}`;
-  $("passage-meta").textContent =
+  const place = [pageText(s), s.section].filter(Boolean).join(" · ");
+  $("passage-meta").textContent = (place ? place + " · " : "") +
     `${s.source || s.document_id} · characters ${s.start}–${s.end} · chunk ${s.chunk_id} · score ${Number(s.score).toFixed(2)}`;
+  const link = $("passage-file");
+  if (s.page != null) {
+    link.href = `/v1/documents/${encodeURIComponent(s.document_id)}/file#page=${s.page}`;
+    link.hidden = false;
+  } else {
+    link.hidden = true;
+  }
   const claim = markerIndex == null ? "" : claimBefore(turn.text, markerIndex);
   let start = 0, end = s.text.length; // default: the whole cited span
   if (claim) {
@@ -147,11 +165,20 @@ async function indexDocument(event) {
   event.preventDefault();
   const status = $("index-status");
   const file = $("doc-file").files[0];
-  const text = file ? await file.text() : $("doc-text").value;
-  if (!text.trim()) { status.textContent = "Paste some text or choose a file."; return; }
-  const doc = { text, title: $("doc-title").value || (file && file.name) || undefined };
+  const text = $("doc-text").value;
+  if (!file && !text.trim()) { status.textContent = "Paste some text or choose a file."; return; }
   status.textContent = "Uploading…";
-  const r = await api("/v1/documents", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(doc) });
+  let request;
+  if (file) { // a file goes as it is (PDF, DOCX, PPTX, HTML, Markdown, text): the server parses it
+    const form = new FormData();
+    form.append("file", file, file.name);
+    if ($("doc-title").value) form.append("title", $("doc-title").value);
+    request = { method: "POST", body: form };
+  } else {
+    const doc = { text, title: $("doc-title").value || undefined };
+    request = { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(doc) };
+  }
+  const r = await api("/v1/documents", request);
   const body = await r.json();
   if (!r.ok) { status.textContent = "Refused: " + (body.detail || r.status); return; }
   status.textContent = `Indexing ${body.document_id}…`;

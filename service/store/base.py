@@ -70,6 +70,14 @@ class ChunkPoint:
     source: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     dense: list[float] | None = None
+    page: int | None = None  # files: 1-based page (slide) the chunk starts on
+    page_end: int | None = None  # the last page, when it spans pages
+    page_label: str | None = None  # the printed label of `page`, where the file has them
+    section: str | None = None  # heading path, e.g. "5. Basics › 5.6 debian/rules"
+
+
+# Where a chunk stands in its file: stored only when set, returned on every hit.
+PLACE_FIELDS = ("page", "page_end", "page_label", "section")
 
 
 @dataclass(slots=True)
@@ -87,6 +95,10 @@ class Hit:
     title: str | None
     source: str | None
     metadata: dict[str, Any]
+    page: int | None = None
+    page_end: int | None = None
+    page_label: str | None = None
+    section: str | None = None
 
 
 class VectorStore(Protocol):
@@ -149,7 +161,9 @@ class VectorStore(Protocol):
 
 def chunk_payload(scope: Scope, point: ChunkPoint) -> dict[str, Any]:
     """The payload both backends store for a chunk; `metadata` stays nested for filters."""
+    place = {k: v for k in PLACE_FIELDS if (v := getattr(point, k)) is not None}
     return {
+        **place,
         "tenant": scope.tenant,
         "collection": scope.collection,
         "document_id": point.document_id,
@@ -178,6 +192,10 @@ def hit_from_payload(chunk_id: str, score: float, payload: dict[str, Any]) -> Hi
         title=payload.get("title"),
         source=payload.get("source"),
         metadata=payload.get("metadata") or {},
+        page=payload.get("page"),
+        page_end=payload.get("page_end"),
+        page_label=payload.get("page_label"),
+        section=payload.get("section"),
     )
 
 

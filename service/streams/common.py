@@ -46,6 +46,10 @@ def passage(source: Source) -> dict[str, Any]:
         "end": source.end,
         "score": source.score,
         "metadata": source.metadata,
+        "page": source.page,
+        "page_end": source.page_end,
+        "page_label": source.page_label,
+        "section": source.section,
     }
 
 

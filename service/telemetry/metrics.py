@@ -63,7 +63,7 @@ CHUNKS_INDEXED = Counter(
 )  # fmt: skip
 INGEST_STAGE = Histogram(
     "citeline_ingest_stage_seconds",
-    "Pipeline stage latency per batch: chunk, embed (dense and BM25), upsert",
+    "Pipeline stage latency: parse (per file), chunk, embed (dense and BM25), upsert (per batch)",
     ["stage"],
     buckets=_LATENCY,
     registry=REGISTRY,

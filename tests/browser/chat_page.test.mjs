@@ -1,7 +1,7 @@
 // The chat page at GET / in headless Debian Chromium, driven by playwright-core (no browser
 // download: executablePath). Run through tests/integration/test_chat_node.py.
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { after, before, test } from "node:test";
 
@@ -102,4 +102,24 @@ test("an uploaded file is indexed", async () => {
   await page.locator("#index-status", { hasText: /^Indexed / }).waitFor({ timeout: 30_000 });
   const answer = await ask("How is oolong tea made?");
   assert.match(await answer.locator("ol.sources").innerText(), /tea\.txt/);
+});
+
+test("an uploaded PDF is cited with its page, which opens the file there", async () => {
+  await page.setInputFiles("#doc-file", {
+    name: "landforms.pdf", mimeType: "application/pdf",
+    buffer: readFileSync(`${ARTIFACTS}/landforms.pdf`),
+  });
+  await page.evaluate(() => { document.getElementById("index-status").textContent = ""; });
+  await page.click("#index-button");
+  await page.locator("#index-status", { hasText: /^Indexed / }).waitFor({ timeout: 30_000 });
+  const answer = await ask("How do basalt columns form when lava cools?");
+  const sources = answer.locator("ol.sources");
+  assert.match(await sources.innerText(), /Volcanic landforms p\. 2 \(iv\)/);
+  await sources.locator("button.source").first().click();
+  assert.match(await page.locator("#passage-meta").innerText(), /^p\. 2 \(iv\) · Chapter Two · /);
+  const href = await page.locator("#passage-file").getAttribute("href");
+  assert.match(href, /^\/v1\/documents\/doc_[0-9a-f]+\/file#page=2$/);
+  const file = await page.request.get(BASE + href.split("#")[0]);
+  assert.equal(file.headers()["content-type"], "application/pdf");
+  await page.screenshot({ path: `${ARTIFACTS}/chat-page-pdf.png`, fullPage: true });
 });

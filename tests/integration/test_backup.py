@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import wait_until
+from tests.files.samples import pdf_sample
 from tests.integration.corpus import DOCS, post_all
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +61,10 @@ def test_backup_while_serving_then_restore_serves_the_same(
 ) -> None:
     live = make_server(metrics_token=TOKEN)
     post_all(live)
+    with live.client() as c:  # an uploaded file: its original and text are backed up too
+        pdf = c.post("/v1/documents", files={"file": ("landforms.pdf", pdf_sample())}).json()
+        wait_until(lambda: c.get(f"/v1/jobs/{pdf['job_id']}").json()["status"] == "completed")
+        pdf_text = c.get(f"/v1/documents/{pdf['document_id']}/content").text
     batch = [
         {"id": f"rock{i}", "text": "granite basalt line. " * 3000 + f"Here mineral{i} occurs."}
         for i in range(40)
@@ -88,10 +93,11 @@ def test_backup_while_serving_then_restore_serves_the_same(
     assert manifest["bytes"] > 0 and manifest["writes_paused_s"] >= 0
     assert (target / "manifest.json").is_file() and (target / "registry.sqlite3").is_file()
     assert (target / "qdrant-edge" / "edge_config.json").is_file()
+    assert manifest["files"] == "files" and any((target / "files").rglob("*.orig"))
     assert searched and set(searched) == {200}, "searches failed during the backup"
     assert not list((live.settings.data_dir / ".backups").iterdir()), "temporary files left"
 
-    total = len(DOCS) + len(batch)
+    total = len(DOCS) + len(batch) + 1
     all_done(live, total)
     expected_docs, expected_results = documents(live), results(live)
     assert len(expected_docs) == total and all(expected_results)
@@ -103,6 +109,9 @@ def test_backup_while_serving_then_restore_serves_the_same(
     all_done(restored, total)  # jobs still queued or running at backup time run again here
     assert documents(restored) == expected_docs
     assert results(restored) == expected_results
+    with restored.client() as c:
+        assert c.get(f"/v1/documents/{pdf['document_id']}/content").text == pdf_text
+        assert c.get(f"/v1/documents/{pdf['document_id']}/file").content == pdf_sample()
 
     again = cli("restore", str(target), data_dir=str(restored_dir))
     assert again.returncode == 1 and "not empty" in again.stderr

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from service.query.events import AnswerEvent, DeltaEvent
+from tests.files.samples import pdf_sample
 from tests.integration.corpus import post_all
 from tests.integration.faults import broken, transformed
 
@@ -87,5 +88,7 @@ def test_chat_page_in_headless_chromium(make_server: Any) -> None:
     post_all(server)
     screenshot = ARTIFACTS / "chat-page.png"
     screenshot.unlink(missing_ok=True)
-    run_node(node, [BROWSER_DIR / "chat_page.test.mjs"], server.url, min_passed=3)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "landforms.pdf").write_bytes(pdf_sample())  # the page uploads it
+    run_node(node, [BROWSER_DIR / "chat_page.test.mjs"], server.url, min_passed=4)
     assert screenshot.stat().st_size > 10_000

@@ -123,6 +123,12 @@ def test_provider_adapters_import_no_use_case_code(adapter: str) -> None:
     assert used <= allowed, f"{adapter} imports {sorted(used - allowed)}"
 
 
+def test_the_parsers_import_nothing_of_the_service_but_themselves() -> None:
+    """They run in a child process: they must not drag the service in (nor depend on it)."""
+    used = graph().get("service.parsing", set())
+    assert {p for p in used if p.startswith("service")} == set()
+
+
 def loaded_by(module: str) -> list[str]:
     """The `service` modules a fresh interpreter has loaded after importing `module`."""
     code = (

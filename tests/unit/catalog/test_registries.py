@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from service.catalog.base import JobRegistry, NewDocument
-from service.catalog.redis_registry import RedisRegistry
-from service.catalog.sqlite_registry import SqliteRegistry
 from service.store.base import Scope
 
 SCOPE = Scope("acme", "manuals")
@@ -21,18 +15,6 @@ def doc(text: str, document_id: str | None = "d1", scope: Scope = SCOPE) -> NewD
         scope=scope, document_id=document_id, text=text, title="T", source=None,
         metadata={"k": 1}, max_tokens=512, overlap_tokens=64,
     )  # fmt: skip
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def registry(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobRegistry]:
-    made: Any
-    if request.param == "sqlite":
-        made = SqliteRegistry(tmp_path / "registry.sqlite3")
-    else:
-        made = RedisRegistry.from_url(request.getfixturevalue("redis_server").url, timeout_s=5)
-    await made.open()
-    yield made
-    await made.close()
 
 
 async def claimed(registry: JobRegistry, job_id: str) -> Any:

@@ -14,8 +14,11 @@ from service.catalog.rows import JobRow
 from service.catalog.sqlite_registry import SqliteRegistry
 from service.embeddings.dense import PermanentEmbeddingError, TransientEmbeddingError
 from service.embeddings.sparse import Bm25Encoder
+from service.files import FileStore
 from service.indexing.chunking import chunk_text
 from service.indexing.pipeline import Pipeline
+from service.parsing.model import Limits
+from service.parsing.process import ParserPool
 from service.store.base import ChunkPoint, Scope, StoreError, point_id
 from service.store.edge import EdgeStore
 
@@ -66,6 +69,7 @@ async def parts(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     def make(dense: Any = None, store_: Any = None, **options: Any) -> Pipeline:
         pipeline = Pipeline(
             registry=registry, store=store_ or store, sparse=Bm25Encoder(), dense=dense,
+            files=FileStore(tmp_path / "files"), parser=ParserPool(1, 30, 1024, Limits()),
             **{"retry_budget_s": 0.05, **options},
         )  # fmt: skip
         pipeline.start()
