@@ -112,10 +112,17 @@ def _secure(send: Send) -> Send:
 _FILE_ROUTES: dict[int, bool] = {}
 
 
-def _takes_files(dependant: Dependant) -> bool:
+def _takes_files(route: APIRoute) -> bool:
+    """A route takes multipart/form-data when its parameters say so (FastAPI's `File`) or when
+    its documented request body does (routes that read the stream themselves)."""
+    body = (route.openapi_extra or {}).get("requestBody", {})
+    return "multipart/form-data" in body.get("content", {}) or _has_file_params(route.dependant)
+
+
+def _has_file_params(dependant: Dependant) -> bool:
     if any(isinstance(p.field_info, File) for p in dependant.body_params):
         return True
-    return any(_takes_files(d) for d in dependant.dependencies)
+    return any(_has_file_params(d) for d in dependant.dependencies)
 
 
 async def require_json_body(request: Request) -> None:
@@ -135,7 +142,7 @@ async def require_json_body(request: Request) -> None:
     if media == "multipart/form-data" and isinstance(route, APIRoute):
         takes = _FILE_ROUTES.get(id(route))
         if takes is None:
-            takes = _FILE_ROUTES[id(route)] = _takes_files(route.dependant)
+            takes = _FILE_ROUTES[id(route)] = _takes_files(route)
         if takes:
             return
     raise UnsupportedMediaType(

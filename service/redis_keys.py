@@ -16,6 +16,7 @@ Catalog (`service.catalog.redis_registry`; its Lua scripts build the same names)
   cl:batch:<batch_id>             hash: tenant, created_at, total, counts by status,
                                   cancelled, completed_at
   cl:batch-jobs:<batch_id>        set: the batch's job ids (a job's hash lists its batches)
+  cl:batch-collections:<batch_id> set: the collections of the batch's documents
 Jobs (`service.jobs`):
   citeline:index                  arq's queue (and arq's own keys under its prefixes)
   cl:worker:<id>                  a worker's liveness (PX), cl:workers the set of ids
@@ -55,6 +56,10 @@ def scope_key(scope: Scope) -> str:
 
 def batch_key(batch_id: str) -> str:
     return f"cl:batch:{batch_id}"
+
+
+def batch_collections_key(batch_id: str) -> str:
+    return f"cl:batch-collections:{batch_id}"
 
 
 def job_key(job_id: str) -> str:

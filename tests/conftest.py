@@ -42,6 +42,7 @@ class LiveServer:
     server: uvicorn.Server
     thread: threading.Thread
     loop: asyncio.AbstractEventLoop
+    crashed: list[BaseException]
 
     @property
     def runtime(self) -> Runtime:
@@ -85,26 +86,34 @@ def start_server(settings: Settings, overrides: Overrides | None = None) -> Live
     )
     server = uvicorn.Server(config)
     loops: list[asyncio.AbstractEventLoop] = []
+    crashed: list[BaseException] = []
 
     async def serve() -> None:
         loops.append(asyncio.get_running_loop())
         await server.serve()
 
     def run() -> None:
-        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-            runner.run(serve())
+        # A crash is kept and raised by `stop_server`, in the test that started this server
+        # (an exception escaping the thread would be blamed on whichever test runs next).
+        try:
+            with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+                runner.run(serve())
+        except BaseException as exc:
+            crashed.append(exc)
 
     thread = threading.Thread(target=run, name="citeline-test-server", daemon=True)
     thread.start()
     wait_until(lambda: server.started or not thread.is_alive(), timeout=60)
     assert server.started, "server failed to start"
-    return LiveServer(f"http://127.0.0.1:{port}", settings, server, thread, loops[0])
+    return LiveServer(f"http://127.0.0.1:{port}", settings, server, thread, loops[0], crashed)
 
 
 def stop_server(live: LiveServer) -> None:
     live.server.should_exit = True
     live.thread.join(timeout=30)
     assert not live.thread.is_alive(), "server did not stop"
+    if live.crashed:
+        raise AssertionError("the test server crashed") from live.crashed[0]
 
 
 @pytest.fixture
@@ -119,7 +128,7 @@ def make_server(tmp_path: Path) -> Iterator[Any]:
 
     yield make
     for live in started:
-        if live.thread.is_alive():
+        if live.thread.is_alive() or live.crashed:
             stop_server(live)
 
 

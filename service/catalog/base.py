@@ -125,6 +125,7 @@ class BatchRow:
     cancelled: bool
     created_at: float
     completed_at: float | None
+    collections: frozenset[str]  # of its documents: a key must be able to read them all
 
     @property
     def open(self) -> int:

@@ -266,6 +266,7 @@ class RedisRegistry:
     async def batch(self, batch_id: str, tenant: str) -> BatchRow | None:
         async with self._guard("batch"):
             h = await _r(self.redis.hgetall(keys.batch_key(batch_id)))
+            collections = await _r(self.redis.smembers(keys.batch_collections_key(batch_id)))
         if not h or h.get("tenant") != tenant:
             return None
         counts = {s: int(h.get(s) or 0) for s in BATCH_STATUSES}
@@ -273,6 +274,7 @@ class RedisRegistry:
         return BatchRow(
             batch_id, tenant, int(h.get("total") or 0), counts, h.get("cancelled") == "1",
             float(h["created_at"]), float(completed) if completed else None,
+            frozenset(collections),
         )  # fmt: skip
 
     async def cancel_batch(self, batch_id: str, tenant: str, reason: str) -> BatchRow | None:

@@ -51,6 +51,7 @@ end
 for i, x in ipairs(cjson.decode(ARGV[2])) do
   local t, c, d, v = x[1], x[2], x[3], x[4]
   local sk = t .. '\31' .. c
+  if batch ~= '' then redis.call('SADD', 'cl:batch-collections:' .. batch, c) end
   local dkey = 'cl:doc:' .. sk .. '\31' .. d
   local cur = redis.call('HMGET', dkey, 'latest_version', 'latest_job', 'generation', 'deleted')
   local st = false

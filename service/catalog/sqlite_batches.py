@@ -56,10 +56,17 @@ def batch_row(db: sqlite3.Connection, batch_id: str, tenant: str) -> BatchRow | 
         counts[status] = n
         if finished is not None:
             last = max(last or 0.0, finished)
+    collections = frozenset(
+        c for (c,) in db.execute(
+            "SELECT DISTINCT j.collection FROM batch_jobs b"
+            " JOIN jobs j ON j.job_id = b.job_id WHERE b.batch_id=?",
+            (batch_id,),
+        )
+    )  # fmt: skip
     open_jobs = counts["queued"] + counts["running"]
     return BatchRow(
         batch_id, tenant, sum(counts.values()), counts, bool(head[0]), head[1],
-        None if open_jobs else last or head[1],
+        None if open_jobs else last or head[1], collections,
     )  # fmt: skip
 
 

@@ -10,10 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from schemas.batches import BatchCounts, BatchOut
+from service.auth.principal import Principal
 from service.catalog.base import BATCH_STATUSES, BatchRow, RegistryUnavailable
 from service.deps import DocumentsDep, ReadAccess, SettingsDep, WriteAccess
 from service.documents import Documents
-from service.errors import problem_responses
+from service.errors import NotFound, problem_responses
 from service.streams.live import LiveResponse, sse_frame
 from service.streams.sse import SSE_RESPONSE, sse_response
 
@@ -34,9 +35,18 @@ def batch_out(row: BatchRow) -> BatchOut:
     )
 
 
+async def visible_batch(documents: Documents, batch_id: str, caller: Principal) -> BatchRow:
+    """The caller's batch; another tenant's, or one with documents in a collection outside the
+    key's list, is as unknown as a batch that never existed (404, no existence oracle)."""
+    row = await documents.batch(caller.tenant, batch_id)
+    if not all(caller.can_read(c) for c in row.collections):
+        raise NotFound(f"no batch {batch_id!r}")
+    return row
+
+
 @router.get("/batches/{batch_id}", response_model=BatchOut, responses=problem_responses(404, 503))
 async def get_batch(batch_id: BatchId, documents: DocumentsDep, caller: ReadAccess) -> BatchOut:
-    return batch_out(await documents.batch(caller.tenant, batch_id))
+    return batch_out(await visible_batch(documents, batch_id, caller))
 
 
 @router.post(
@@ -44,6 +54,7 @@ async def get_batch(batch_id: BatchId, documents: DocumentsDep, caller: ReadAcce
 )
 async def cancel_batch(batch_id: BatchId, documents: DocumentsDep, caller: WriteAccess) -> BatchOut:
     """Queued jobs of the batch fail as cancelled; running ones finish."""
+    await visible_batch(documents, batch_id, caller)
     return batch_out(await documents.cancel_batch(caller.tenant, batch_id))
 
 
@@ -53,7 +64,7 @@ async def batch_events(
 ) -> LiveResponse:
     """`progress` events (a BatchOut) whenever the counts change, then `done` once no job is
     queued or running, then `data: [DONE]`."""
-    row = await documents.batch(caller.tenant, batch_id)
+    row = await visible_batch(documents, batch_id, caller)
     return sse_response(_events(documents, caller.tenant, row), settings.sse_ping_interval_s)
 
 

@@ -29,8 +29,8 @@ def _content(lines: Page, *, glued: bool, font_size: float = 11) -> bytes:
             x = 72.0
             for word in line.split():
                 out.append(f"1 0 0 1 {x:.2f} {y:.2f} Tm ({_escape(word)}) Tj")
-                # Helvetica averages ~0.5 em a character; the gap is one space's width.
-                x += (len(word) * 0.55 + 0.3) * font_size
+                # ~0.55 em a Helvetica character; 0.6 leaves room for wide ones (m, w).
+                x += (len(word) * 0.6 + 0.3) * font_size
         else:
             out.append(f"1 0 0 1 72 {y:.2f} Tm ({_escape(line)}) Tj")
         y -= font_size * 1.4

@@ -27,6 +27,7 @@ class Call:
     needs: str  # read, write or admin
     json: Any = None
     collection: bool = True  # names the collection "default" (a foreign-collection key: 403)
+    batch: bool = False  # a batch of "default": a foreign-collection key gets 404
 
     def send(self, c: httpx.Client, ids: dict[str, str]) -> httpx.Response:
         path = self.path.format(**ids)
@@ -39,6 +40,11 @@ CALLS = [
     Call("POST", "/v1/index", "write", {"content": "Gneiss is banded."}),
     Call("GET", "/v1/documents", "read"),
     Call("GET", "/v1/documents/{document_id}", "read"),
+    Call("GET", "/v1/documents/{document_id}/content", "read"),
+    Call("GET", "/v1/documents/{document_id}/file", "read"),
+    Call("GET", "/v1/batches/{batch_id}", "read", batch=True),
+    Call("GET", "/v1/batches/{batch_id}/events", "read", batch=True),
+    Call("POST", "/v1/batches/{batch_id}/cancel", "write", batch=True),
     Call("DELETE", "/v1/documents/{document_id}", "write"),
     Call(
         "POST",
@@ -92,6 +98,9 @@ def world(
 def _world(keyed: Keyed) -> tuple[Keyed, dict[str, dict[str, Any]], dict[str, str]]:
     owner = keyed.mint(tenant="acme", scopes=("read", "write"))
     doc = keyed.index(owner["key"], id="etna", text=ETNA)
+    with keyed.client(owner["key"]) as c:
+        batch = c.post("/v1/documents/batch", json={"documents": [{"id": "mica", "text": "Mica."}]})
+        assert batch.status_code == 202, batch.text
     revoked = keyed.mint(tenant="acme")
     with keyed.admin() as c:
         assert c.delete(f"/v1/keys/{revoked['id']}").status_code == 200
@@ -112,6 +121,7 @@ def _world(keyed: Keyed) -> tuple[Keyed, dict[str, dict[str, Any]], dict[str, st
         "chat_id": "chat-1",
         "model_id": "citeline",
         "key_id": keys["victim_key"]["id"],
+        "batch_id": batch.json()["batch_id"],
     }
     with keyed.client(keys["expired"]["key"]) as c:  # poll until the key's time has passed
         wait_until(lambda: c.get("/v1/usage").status_code == 401, timeout=10, interval=0.05)
@@ -153,11 +163,14 @@ def test_scope_and_collection_are_checked(world: Any, call: Call) -> None:
     else:
         _refused(r, 403)
         assert repr(call.needs) in r.json()["detail"]
-    if call.collection:
+    if call.collection and not call.batch:
         with keyed.client(keys["foreign_collection"]["key"]) as c:
             r = call.send(c, ids)
         _refused(r, 403)
         assert "collection 'default'" in r.json()["detail"]
+    if call.batch:  # a batch of another collection is as unknown as one that never existed
+        with keyed.client(keys["foreign_collection"]["key"]) as c:
+            _refused(call.send(c, ids), 404)
 
 
 def test_a_key_limited_to_other_collections_sees_no_job_of_this_one(world: Any) -> None:

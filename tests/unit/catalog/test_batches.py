@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from service.catalog.base import JobRegistry, ParsedInfo
+from service.store.base import Scope
 from tests.unit.catalog.test_registries import SCOPE, claimed, doc
 
 
@@ -25,6 +26,17 @@ async def test_a_batch_counts_its_jobs_by_status_until_none_is_open(
     assert done is not None and done.status == "completed"
     assert done.counts == {"queued": 0, "running": 0, "completed": 2, "failed": 1}
     assert done.completed_at is not None and done.completed_at >= done.created_at
+
+
+async def test_a_batch_knows_the_collections_of_its_documents(registry: JobRegistry) -> None:
+    """What a collection-limited key is checked against before it sees a batch."""
+    other = Scope("acme", "drafts")
+    await registry.accept([doc("a", "d1"), doc("b", "d2", other)], batch_id="bat_c")
+    await registry.accept([doc("c", "d3")], batch_id="bat_one")
+    both = await registry.batch("bat_c", "acme")
+    one = await registry.batch("bat_one", "acme")
+    assert both is not None and both.collections == {"manuals", "drafts"}
+    assert one is not None and one.collections == {"manuals"}
 
 
 async def test_a_duplicate_joins_the_batch_with_its_current_status(registry: JobRegistry) -> None:
