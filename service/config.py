@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     embed_batch_size: Annotated[int, Field(ge=1, le=2048)] = 256
     pipeline_queue_size: Annotated[int, Field(ge=1, le=1024)] = 8
     max_inflight_jobs: Annotated[int, Field(ge=1, le=4096)] = 256
+    # How often the embedded store checks whether its index needs rebuilding (0: never).
+    store_maintain_interval_s: Annotated[float, Field(ge=0, le=3600)] = 10.0
 
     # Query path.
     default_max_results: Annotated[int, Field(ge=1, le=20)] = 5

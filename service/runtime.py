@@ -36,6 +36,7 @@ from service.quotas.rates import RateLimits
 from service.quotas.streams import StreamSlots
 from service.quotas.usage import RedisUsage, SqliteUsage, UsageBackend, UsageLedger
 from service.store.base import VectorStore
+from service.store.maintenance import Maintenance
 from service.streams.resume import Runs, build_runs
 from service.telemetry.llm import LLMTelemetry
 
@@ -99,6 +100,7 @@ class Runtime:
     streams: StreamSlots
     usage: UsageLedger
     metering: Metering
+    maintenance: Maintenance
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -153,9 +155,11 @@ class Runtime:
             streams=StreamSlots(settings.max_streams_per_key),
             usage=usage,
             metering=metering,
+            maintenance=Maintenance(store, settings.store_maintain_interval_s),
         )
         await queue.start()
         runtime.usage.start()
+        runtime.maintenance.start()
         log.info("runtime.started", extra={"queued_jobs": registry.queued})
         return runtime
 
@@ -166,6 +170,7 @@ class Runtime:
     async def close(self, wait_s: float | None = None) -> None:
         """Close everything; running jobs get `wait_s` to finish (None: the queue's default)."""
         await self.runs.close()
+        await self.maintenance.close()
         await self.usage.close()
         await self.limits.close()
         await self.auth.store.close()

@@ -8,16 +8,20 @@ the event loop) get the GIL back between them.
 The engine reports its failures as plain `Exception` (a ValueError for malformed input);
 `_engine` turns the former into `StoreError` at this one boundary.
 
-`compact` rewrites the shard so that deleted points leave the disk (see `edge_compact`); a
-lock around every shard call lets it swap the shard. The lock costs no parallelism: Edge calls
-hold the GIL anyway.
+`compact` rewrites the shard so that deleted points leave the disk (see `edge_compact`);
+`maintain` optimises a copy of it in a child process and swaps that in (see `edge_optimize`).
+A lock around every shard call lets them swap the shard; it costs no parallelism, as Edge
+calls hold the GIL anyway. Writers also take `_writes` first, so that a copy of the files can
+be taken while readers go on.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +30,7 @@ from typing import Any, cast
 import qdrant_edge as qe
 
 from schemas.filters import Filter
-from service.store import base, edge_compact
+from service.store import base, edge_compact, edge_optimize
 from service.store.base import ChunkPoint, Hit, Leg, Scope, SparseVector, StoreError
 from service.store.filters import edge_filter
 
@@ -35,10 +39,18 @@ log = logging.getLogger("citeline.store")
 _CONFIG_FILE = "edge_config.json"  # written by EdgeShard.create: its presence means "load"
 _UPSERT_BATCH = 32
 _SCROLL_PAGE = 1024
-_GARBAGE_RATIO = 0.2  # as Qdrant's own vacuum threshold (deleted_threshold)
-_GARBAGE_MIN = 1000
+# `maintain` rebuilds the shard once this much was written or deleted since it last did.
+_MAINTAIN_RATIO = 0.2  # of the live points (Qdrant's own vacuum threshold is 20 % deleted)
+_MAINTAIN_MIN = 5000
+_CATCH_UP_ROUNDS = 5  # replay rounds with writers going on, before the one that holds them
+_CHILD_TIMEOUT_S = 3600.0
+_MAINTENANCE_COPIES = shutil.ignore_patterns(edge_compact.NEW, edge_optimize.NEW)
 # The stubs type `query` as `Fusion`, but the runtime wants the `Fusion.Rrf` instance (k required).
 _RRF = cast(qe.Fusion, qe.Fusion.Rrf(k=base.RRF_K, weights=list(base.RRF_WEIGHTS)))
+
+
+class MaintenanceStopped(Exception):
+    """A maintain run given up (the store is closing); the serving shard is untouched."""
 
 
 @contextmanager
@@ -53,7 +65,7 @@ def _engine(what: str) -> Iterator[None]:
         raise StoreError(f"the embedded store failed to {what}") from exc
 
 
-def _config(dense_dim: int | None) -> qe.EdgeConfig:
+def edge_config(dense_dim: int | None) -> qe.EdgeConfig:
     dense = (
         {base.DENSE_VECTOR: qe.EdgeVectorParams(size=dense_dim, distance=qe.Distance.Cosine)}
         if dense_dim is not None
@@ -73,14 +85,20 @@ class EdgeStore:
             raise ValueError(f"dense_dim must be positive, got {dense_dim}")
         self._dense_dim = dense_dim
         self._path = path
-        self._garbage = 0  # points deleted since the last optimize
-        self._garbage_lock = threading.Lock()
+        self._changed = 0  # points written or deleted since the shard was last rebuilt
+        self._changed_lock = threading.Lock()
         self._lock = threading.RLock()  # held by every shard call; compact swaps the shard
-        edge_compact.swap_in(path)  # finishes (or drops) a compaction a crash cut short
+        self._writes = threading.Lock()  # held by writers (before `_lock`)
+        self._log: edge_optimize.WriteLog | None = None  # writes to replay into a copy
+        self._maintaining = threading.Lock()  # one maintain or compact at a time
+        self._closing = threading.Event()  # stops a maintain run (and its child) at once
+        # Finishes (or drops) a compaction or an optimisation that a crash cut short.
+        edge_compact.swap_in(path)
+        edge_compact.swap_in(path, edge_optimize.NEW)
         self._shard = self._open()
 
     def _open(self) -> qe.EdgeShard:
-        config = _config(self._dense_dim)
+        config = edge_config(self._dense_dim)
         if (self._path / _CONFIG_FILE).exists():
             # Passing the config makes Edge check it against the stored segments: a different
             # dense_dim fails here instead of on the first write.
@@ -95,8 +113,11 @@ class EdgeStore:
         converted = [self._point(scope, p) for p in points]  # every point checked before a write
         for start in range(0, len(converted), _UPSERT_BATCH):
             batch = converted[start : start + _UPSERT_BATCH]
-            with self._lock, _engine("write"):
+            with self._writes, self._lock, _engine("write"):
                 self._shard.update(qe.UpdateOperation.upsert_points(batch))
+                if self._log is not None:
+                    self._log.ids.update(p.id for p in batch)
+        self._count_changes(len(converted))
 
     def search(
         self,
@@ -144,14 +165,17 @@ class EdgeStore:
         self._delete(edge_filter(scope))
 
     def _delete(self, flt: qe.Filter) -> None:
-        # Counted for maintain(); a concurrent upsert may make it slightly off, which is fine.
-        with self._lock, _engine("delete"):
+        with self._writes, self._lock, _engine("delete"):
             doomed = self._shard.count(qe.CountRequest(filter=flt, exact=True))
             if doomed:
                 self._shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
-        if doomed:
-            with self._garbage_lock:
-                self._garbage += doomed
+                if self._log is not None:
+                    self._log.deletes.append(flt)
+        self._count_changes(doomed)
+
+    def _count_changes(self, n: int) -> None:
+        with self._changed_lock:
+            self._changed += n
 
     def chunk_ids(self, scope: Scope, document_id: str | None = None) -> list[str]:
         """Ids of every stored chunk in scope (of one document when given)."""
@@ -180,34 +204,101 @@ class EdgeStore:
                 return out
 
     def maintain(self) -> None:
-        """Compact the shard once enough chunks were deleted; otherwise return at once.
-
-        EdgeShard.optimize() holds the GIL, freezing the whole process, for ~80-120 us per stored
-        point (8-12 s at 100k BM25 points), and no optimizer setting bounds a single run. For
-        BM25 queries it buys nothing except dropping deleted points, which do slow queries down
-        (p50 9 ms before, 3.5 ms after, once half of 100k points were re-indexed). So it runs
-        only once deletions since the last run reach `_GARBAGE_RATIO` of the live points; still
-        call it only where a pause of that length is acceptable. The count lives in memory: a
-        restart forgets it.
+        """Rebuild the shard once enough was written or deleted since the last rebuild; else
+        return at once. The rebuild optimises a copy in a child process (see `edge_optimize`):
+        writers wait while the files are copied, and every request waits while the optimised
+        copy is opened, twice (to catch up, then to serve): about a second per 100k points.
+        Blocks its caller for the whole run (minutes with dense vectors): call it in a thread.
         """
+        if self._closing.is_set():
+            return
         with self._lock:
             live = self._shard.info().points_count
-        with self._garbage_lock:
-            garbage = self._garbage
-        if garbage < max(_GARBAGE_MIN, _GARBAGE_RATIO * live):
+        with self._changed_lock:
+            changed = self._changed
+        if changed < max(_MAINTAIN_MIN, _MAINTAIN_RATIO * live):
             return
-        with self._lock, _engine("optimize"):
-            self._shard.optimize()
-        with self._garbage_lock:
-            self._garbage -= garbage
+        with self._maintaining:
+            started = time.monotonic()
+            self._rebuild_optimised()
+            log.info(
+                "store.maintained",
+                extra={"points": live, "changed": changed, "s": time.monotonic() - started},
+            )
+        with self._changed_lock:
+            self._changed -= changed
+
+    def _rebuild_optimised(self) -> None:
+        copy = self._path / edge_optimize.NEW
+        with self._writes:
+            with self._lock, _engine("flush"):
+                self._shard.flush()
+            edge_optimize.copy_shard_files(self._path, copy)  # readers go on meanwhile
+            self._log = edge_optimize.WriteLog()
+        try:
+            self._run_child(copy)
+            optimised = qe.EdgeShard.load(str(copy), edge_config(self._dense_dim))
+            try:
+                self._catch_up(optimised)
+                with self._writes:  # the last round and the swap: writers wait
+                    pending, self._log = self._log, None
+                    if pending:
+                        edge_optimize.replay(pending, self._retrieve, optimised)
+                    optimised.flush()
+                    optimised.close()
+                    (copy / edge_compact.COMPLETE).touch()  # from here it holds every write
+                    with self._lock, _engine("swap"):
+                        self._shard.close()
+                        edge_compact.swap_in(self._path, edge_optimize.NEW)
+                        self._shard = self._open()
+            finally:
+                optimised.close()
+        except BaseException:
+            with self._writes:
+                self._log = None
+            if not (copy / edge_compact.COMPLETE).exists():
+                shutil.rmtree(copy, ignore_errors=True)
+            raise
+
+    def _run_child(self, copy: Path) -> None:
+        command = edge_optimize.child_command(copy, self._dense_dim)
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + _CHILD_TIMEOUT_S
+        try:
+            while child.poll() is None:
+                if self._closing.wait(0.2) or time.monotonic() > deadline:
+                    raise MaintenanceStopped("the store closed or the child ran too long")
+        finally:
+            if child.poll() is None:
+                child.kill()
+            _, err = child.communicate()
+        if child.returncode != 0:
+            tail = err.decode(errors="replace")[-2000:]
+            log.warning("store.optimise_failed", extra={"code": child.returncode, "detail": tail})
+            raise StoreError("optimising a copy of the embedded store failed")
+
+    def _catch_up(self, optimised: qe.EdgeShard) -> None:
+        """Replay into the optimised copy what was written meanwhile, while writes go on."""
+        for _ in range(_CATCH_UP_ROUNDS):
+            if self._closing.is_set():
+                raise MaintenanceStopped("the store closed")
+            with self._writes:
+                pending, self._log = self._log, edge_optimize.WriteLog()
+            if not pending:
+                return
+            edge_optimize.replay(pending, self._retrieve, optimised)
+
+    def _retrieve(self, ids: list[Any]) -> list[qe.Record]:
+        with self._lock, _engine("read"):
+            return self._shard.retrieve(ids, True, True)
 
     def snapshot(self, target: Path) -> None:
         """Flush, then copy the shard's files. Edge 0.9 can restore snapshots that a server
         made but cannot make one, and nothing rewrites a flushed shard's files while writes
         are paused (it optimises only when `maintain` says so), so the copy is consistent."""
-        with self._lock, _engine("flush"):  # not amid a compaction
+        with self._writes, self._lock, _engine("flush"):  # not amid a compaction or a swap
             self._shard.flush()
-            shutil.copytree(self._path, target)
+            shutil.copytree(self._path, target, ignore=_MAINTENANCE_COPIES)
 
     def compact(self) -> None:
         """Rewrite the shard with its live points only, so that nothing of a deleted point
@@ -215,17 +306,18 @@ class EdgeStore:
         store while it runs (about as long as writing all points once): off the request path.
         """
         new = self._path / edge_compact.NEW
-        with self._lock, _engine("compact"):
+        with self._maintaining, self._writes, self._lock, _engine("compact"):
             self._shard.flush()
-            edge_compact.copy_live(self._shard, new, _config(self._dense_dim), _index_fields)
+            edge_compact.copy_live(self._shard, new, edge_config(self._dense_dim), _index_fields)
             self._shard.close()
             edge_compact.swap_in(self._path)
             self._shard = self._open()
-        with self._garbage_lock:
-            self._garbage = 0
+        with self._changed_lock:
+            self._changed = 0
 
     def close(self) -> None:
-        with self._lock:
+        self._closing.set()  # a maintain run in progress gives up, dropping its copy
+        with self._maintaining, self._lock:
             self._shard.close()
 
     def _point(self, scope: Scope, p: ChunkPoint) -> qe.Point:

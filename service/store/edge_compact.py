@@ -52,9 +52,10 @@ def copy_live(
     (target / COMPLETE).touch()
 
 
-def swap_in(path: Path) -> None:
-    """Put the complete copy's entries in place of the old shard's (idempotent)."""
-    new, old = path / NEW, path / OLD
+def swap_in(path: Path, name: str = NEW) -> None:
+    """Put the entries of the complete copy `path/name` in place of the old shard's
+    (idempotent); drop a copy that is not complete."""
+    new, old = path / name, path / OLD
     if not (new / COMPLETE).exists():
         shutil.rmtree(new, ignore_errors=True)  # an unfinished copy: the old shard stands
         shutil.rmtree(old, ignore_errors=True)

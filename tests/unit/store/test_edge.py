@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from service.store import edge
-from service.store.base import Scope, point_id
+from service.store import edge, edge_optimize
+from service.store.base import Scope, StoreError, point_id
 from service.store.edge import EdgeStore
+from tests.conftest import wait_until
 from tests.unit.store.test_contract import ACME, COMMON, OTHER_TENANT, chunk, query
 
 
@@ -105,30 +107,139 @@ class _CountingShard:
         return getattr(self.shard, name)
 
 
-def test_maintain_compacts_only_after_enough_deletions(tmp_path: Path) -> None:
+def _bulk(store: EdgeStore, n: int, docs: int = 40) -> None:
+    store.upsert(ACME, [chunk(f"d{i % docs}", i, terms={10 + i % 7: 1.0}) for i in range(n)])
+
+
+def test_maintain_rebuilds_in_a_child_process_once_enough_changed(tmp_path: Path) -> None:
     store = EdgeStore(tmp_path / "shard")
     spy = _CountingShard(store._shard)
     store._shard = spy  # type: ignore[assignment]
     try:
-        store.upsert(ACME, [chunk(f"d{i % 40}", i, terms={10 + i % 7: 1.0}) for i in range(4000)])
-        store.delete_document(ACME, "d3")  # 100 deleted: not worth a process-wide pause
-        store.maintain()
-        assert spy.optimized == 0
+        _bulk(store, 4000)
+        store.maintain()  # 4,000 written: under the threshold, nothing to do
+        assert store._shard is spy
 
-        for doc in range(4, 14):  # 1000 more: now 1100 deleted of 2900 live
-            store.delete_document(ACME, f"d{doc}")
-        store.delete_document(ACME, "no-such-doc")
+        _bulk(store, 2000)  # 6,000 changes now (the same 2,000 points written twice)
+        store.delete_document(ACME, "d3")
         before = {h.chunk_id: h.score for h in store.search(ACME, sparse=query(12), limit=500)}
+        ids = sorted(store.chunk_ids(ACME))
         store.maintain()
-        assert spy.optimized == 1
+        assert store._shard is not spy  # swapped for the optimised copy...
+        assert spy.optimized == 0  # ...which was optimised in another process
         after = {h.chunk_id: h.score for h in store.search(ACME, sparse=query(12), limit=500)}
         assert after == pytest.approx(before) and len(after) > 0
-        assert len(store.chunk_ids(ACME)) == 2900
+        assert sorted(store.chunk_ids(ACME)) == ids and len(ids) == 3900
+        assert not (tmp_path / "shard" / edge_optimize.NEW).exists()
 
-        store.maintain()  # the deletions were compacted: nothing to do
-        assert spy.optimized == 1
+        current = store._shard
+        store.maintain()  # nothing changed since: nothing to do
+        assert store._shard is current
     finally:
         store.close()
+    reopened = EdgeStore(tmp_path / "shard")
+    try:
+        assert sorted(reopened.chunk_ids(ACME)) == ids
+    finally:
+        reopened.close()
+
+
+def test_writes_while_the_copy_is_optimised_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upserts, deletes and a re-upsert of a deleted document, made while the child runs,
+    all reach the shard that is swapped in."""
+    go = tmp_path / "go"
+    real = edge_optimize.child_command
+
+    def held_child(copy: Path, dense_dim: int | None) -> list[str]:
+        wait = (
+            f"import pathlib, time\nwhile not pathlib.Path({str(go)!r}).exists(): time.sleep(0.01)"
+        )
+        command = real(copy, dense_dim)
+        return [command[0], "-c", f"{wait}\nimport runpy, sys\nsys.argv = {command[2:]!r}\n"
+                "runpy.run_module('service.store.edge_optimize', run_name='__main__')"]  # fmt: skip
+
+    monkeypatch.setattr(edge_optimize, "child_command", held_child)
+    store = EdgeStore(tmp_path / "shard")
+    errors: list[BaseException] = []
+
+    def maintain() -> None:
+        try:
+            store.maintain()
+        except BaseException as exc:
+            errors.append(exc)
+
+    try:
+        _bulk(store, 6000)
+        runner = threading.Thread(target=maintain)
+        runner.start()
+        wait_until(lambda: store._log is not None, timeout=30)  # files copied, child waiting
+        store.upsert(ACME, [chunk("late", i, terms={99: 1.0}) for i in range(50)])
+        store.delete_document(ACME, "d1")
+        store.delete_document(ACME, "d2")
+        store.upsert(ACME, [chunk("d2", i, version="v9", terms={98: 1.0}) for i in range(3)])
+        expected = sorted(store.chunk_ids(ACME))
+        old = store._shard
+        go.touch()
+        runner.join(timeout=120)
+        assert not runner.is_alive() and not errors, errors
+        assert store._shard is not old
+        assert sorted(store.chunk_ids(ACME)) == expected
+        assert len(store.search(ACME, sparse=query(99), limit=100)) == 50
+        assert {h.version for h in store.search(ACME, sparse=query(98), limit=10)} == {"v9"}
+        assert store._log is None
+    finally:
+        store.close()
+
+
+def test_a_failed_child_leaves_the_store_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing = [sys.executable, "-c", "import sys; sys.exit('no optimising today')"]
+    monkeypatch.setattr(edge_optimize, "child_command", lambda copy, dim: failing)
+    store = EdgeStore(tmp_path / "shard")
+    try:
+        _bulk(store, 6000)
+        old = store._shard
+        with pytest.raises(StoreError, match="optimising a copy"):
+            store.maintain()
+        assert store._shard is old and store._log is None
+        assert not (tmp_path / "shard" / edge_optimize.NEW).exists()
+        _bulk(store, 10)  # still writable
+        assert len(store.chunk_ids(ACME)) == 6000
+    finally:
+        store.close()
+
+
+def test_close_gives_up_a_maintain_run_in_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forever = [sys.executable, "-c", "import time; time.sleep(600)"]
+    monkeypatch.setattr(edge_optimize, "child_command", lambda copy, dim: forever)
+    store = EdgeStore(tmp_path / "shard")
+    _bulk(store, 6000)
+    errors: list[BaseException] = []
+
+    def maintain() -> None:
+        try:
+            store.maintain()
+        except BaseException as exc:
+            errors.append(exc)
+
+    runner = threading.Thread(target=maintain)
+    runner.start()
+    wait_until(lambda: store._log is not None, timeout=30)
+    store.close()  # returns once the run has given up (the child is killed)
+    runner.join(timeout=30)
+    assert not runner.is_alive()
+    assert [type(e) for e in errors] == [edge.MaintenanceStopped]
+    reopened = EdgeStore(tmp_path / "shard")  # the old shard stands; the copy is dropped
+    try:
+        assert len(reopened.chunk_ids(ACME)) == 6000
+        assert not (tmp_path / "shard" / edge_optimize.NEW).exists()
+    finally:
+        reopened.close()
 
 
 def test_a_compaction_cut_short_is_finished_or_dropped_at_open(tmp_path: Path) -> None:
@@ -149,7 +260,7 @@ def test_a_compaction_cut_short_is_finished_or_dropped_at_open(tmp_path: Path) -
     reopened = EdgeStore(tmp_path)
     assert reopened.chunk_ids(scope) and not (tmp_path / edge_compact.NEW).exists()
     edge_compact.copy_live(
-        reopened._shard, tmp_path / edge_compact.NEW, edge._config(None), edge._index_fields
+        reopened._shard, tmp_path / edge_compact.NEW, edge.edge_config(None), edge._index_fields
     )
     reopened.upsert(scope, [ChunkPoint("later", "v1", 0, "x", 0, 1, SparseVector([1], [1.0]))])
     reopened.close()
