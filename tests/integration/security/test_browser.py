@@ -20,11 +20,16 @@ def test_a_cross_site_text_plain_post_is_refused_and_plants_nothing(server: Any)
             {"content-type": "text/plain", "origin": "https://evil.example"},
             {"content-type": "text/plain"},  # no Origin (a non-browser, or an old one)
             {"content-type": "application/x-www-form-urlencoded"},
-            {"content-type": "multipart/form-data; boundary=x"},
+            # This route takes file uploads: a cross-site form is refused by its origin...
+            {"content-type": "multipart/form-data; boundary=x", "origin": "https://evil.example"},
         ):
             r = c.post("/v1/documents/batch", content=body, headers=headers)
             assert r.status_code in (403, 415), (headers, r.text)
             assert r.headers["content-type"] == "application/problem+json"
+        # ...and without one, JSON sent as a form is no form.
+        r = c.post("/v1/documents/batch", content=body,
+                   headers={"content-type": "multipart/form-data; boundary=x"})  # fmt: skip
+        assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
         r = c.post("/v1/documents/batch", content=body)  # no content type at all
         assert r.status_code == 415
         assert c.get("/v1/documents/planted").status_code == 404
