@@ -74,12 +74,18 @@ class QdrantStore:
             if self._dense_dim is not None
             else {}
         )
+        # Multitenancy as Qdrant advises for many tenants in one collection: every search filters
+        # by tenant (its keyword index below has is_tenant, so a tenant's points sit together),
+        # so HNSW graphs are built per tenant (payload_m) and no global graph (m=0), which also
+        # keeps indexing cost per tenant. Chunk texts are the bulk of the payload: on disk.
         self._client.create_collection(
             self._name,
             vectors_config=dense,
             sparse_vectors_config={
                 base.SPARSE_VECTOR: qm.SparseVectorParams(modifier=qm.Modifier.IDF)
             },
+            hnsw_config=qm.HnswConfigDiff(m=0, payload_m=16),
+            on_disk_payload=True,
             metadata=self._record.metadata() if self._record is not None else None,
         )
         if self._local:
