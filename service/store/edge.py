@@ -294,10 +294,12 @@ class EdgeStore:
 
     def snapshot(self, target: Path) -> None:
         """Flush, then copy the shard's files. Edge 0.9 can restore snapshots that a server
-        made but cannot make one, and nothing rewrites a flushed shard's files while writes
-        are paused (it optimises only when `maintain` says so), so the copy is consistent."""
-        with self._writes, self._lock, _engine("flush"):  # not amid a compaction or a swap
-            self._shard.flush()
+        made but cannot make one, and nothing rewrites a flushed shard's files while writers
+        wait (searches do not write; `maintain` optimises a copy elsewhere and swaps only
+        with writers held), so the copy is consistent while searches go on."""
+        with self._writes:  # not amid a compaction or a swap; searches go on while copying
+            with self._lock, _engine("flush"):
+                self._shard.flush()
             shutil.copytree(self._path, target, ignore=_MAINTENANCE_COPIES)
 
     def compact(self) -> None:
