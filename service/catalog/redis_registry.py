@@ -180,6 +180,7 @@ class RedisRegistry:
                 str(len(d.text.encode())),
                 json.dumps(d.media_type),
                 json.dumps(d.filename),
+                json.dumps(d.file_sha256),
             ]
             for d in docs
         ]
@@ -334,6 +335,7 @@ class RedisRegistry:
                 "active_version": h.get("active_version"),
                 "media_type": json.loads(h.get("media_type") or "null"),
                 "filename": json.loads(h.get("filename") or "null"),
+                "sha256": json.loads(h.get("sha256") or "null"),
                 "chars": int(h["chars"]),
                 "chunks": int(h.get("chunks") or 0),
                 "job_id": h["latest_job"],
