@@ -135,3 +135,17 @@ async def test_keys_scopes_and_tenants_hold_over_mcp(make_server: Any, stub: Stu
     assert wrong.isError and "Unauthorized" in text_of(wrong)
     unscoped = await call(url, "search", {"query": "Etna"}, writer_only)
     assert unscoped.isError and "lacks the 'read' scope" in text_of(unscoped)
+
+
+def test_mcp_sits_behind_the_apps_guards(make_server: Any) -> None:
+    live: LiveServer = make_server(max_request_bytes=4096)
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
+    headers = {"accept": "application/json, text/event-stream"}
+    with live.client(headers=headers) as c:
+        foreign = c.post("/mcp", json=init, headers={"origin": "https://evil.example"})
+        rebound = c.post("/mcp", json=init, headers={"host": "attacker.example"})
+        huge = c.post("/mcp", json={**init, "params": {"pad": "x" * 8192}})
+    assert foreign.status_code == 403 and "origin" in foreign.json()["detail"]
+    assert rebound.status_code == 421
+    assert huge.status_code == 413 and huge.headers["content-type"] == "application/problem+json"
+    assert all(r.headers.get("x-request-id") for r in (foreign, rebound, huge))
