@@ -79,6 +79,8 @@ def _as_tool_errors(tool: str) -> Iterator[None]:
 
 def build_mcp(app: FastAPI) -> FastMCP:
     """The tools, bound to `app`'s runtime (read at each call: it exists once started)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     server = FastMCP(
         name="citeline",
         instructions=(
@@ -91,6 +93,9 @@ def build_mcp(app: FastAPI) -> FastMCP:
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         log_level="WARNING",
     )
+    # FastMCP calls logging.basicConfig; the service's own logging setup stays as it was.
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
     async def caller(ctx: Context[Any, Any, Any], permission: Permission) -> Principal:
         request = ctx.request_context.request
