@@ -5,8 +5,8 @@ bytes, name and metadata in the collection: the service keeps each file's SHA-25
 the rest uploaded in batches of at most `MAX_FILES` files and `MAX_BYTES` bytes. A batch the
 service refuses as a whole (a file of a type it does not read, or too large) is uploaded again
 one file at a time, so that each bad file fails alone. Then every batch's status is polled
-until no job is queued or running; each finished batch's jobs are read once, for their chunk
-counts and the errors of those that failed.
+until no job is queued or running (its chunk count grows meanwhile); the jobs of a batch that
+ended with failures are read once, for which files failed and why.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class Batch:
     jobs: dict[str, Path]  # job id -> the file it indexes
     done: int = 0
     failed: int = 0
+    chunks: int = 0
     finished: bool = False
 
 
@@ -59,8 +60,11 @@ class Report:
     skipped: list[Path] = field(default_factory=list)
     indexed: list[Path] = field(default_factory=list)
     failures: list[tuple[Path, str]] = field(default_factory=list)
-    chunks: int = 0
     batches: list[Batch] = field(default_factory=list)
+
+    @property
+    def chunks(self) -> int:
+        return sum(b.chunks for b in self.batches)
 
     def progress(self) -> dict[str, Any]:
         done = sum(b.done + b.failed for b in self.batches)
@@ -236,13 +240,16 @@ class Ingest:
         status = self.api.get(f"/v1/batches/{batch.batch_id}")
         counts = status["counts"]
         batch.done, batch.failed = counts["completed"], counts["failed"]
+        batch.chunks = status["chunks"]
         if status["status"] == "in_progress":
             return
         batch.finished = True
-        for job_id, path in batch.jobs.items():
+        if not batch.failed:
+            self.report.indexed.extend(batch.jobs.values())
+            return
+        for job_id, path in batch.jobs.items():  # which ones failed, and why
             job = self.api.get(f"/v1/jobs/{job_id}")
             if job["status"] == "completed":
                 self.report.indexed.append(path)
-                self.report.chunks += job["chunks_total"] or 0
             else:
                 self.report.failures.append((path, job["error"] or job["status"]))

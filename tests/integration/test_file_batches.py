@@ -52,6 +52,7 @@ def check_mixed_batch(live: LiveServer) -> None:
     frames = [line for line in events.splitlines() if line.startswith("event:")]
     assert frames[-1] == "event: done" and events.rstrip().endswith("data: [DONE]")
     assert answer["sources"][0]["metadata"] == {"run": 7} and answer["sources"][0]["page"] == 2
+    assert batch["chunks"] == sum(d["chunks"] for d in listed) > 0
     broken = hashlib.sha256(BROKEN_PDF).hexdigest()
     assert len({d["sha256"] for d in listed}) == 7 and broken in {d["sha256"] for d in listed}
 
