@@ -116,9 +116,8 @@ def _where(source: dict[str, Any]) -> str:
 
 
 def print_footnotes(sources: list[dict[str, Any]], cited: set[int]) -> None:
-    """`[n] Title, p. 3 — "a short quote"` for each source the answer cites (all of them
-    when it cites none)."""
-    shown = [s for s in sources if s["n"] in cited] or sources
+    """`[n] Title, p. 3 — "a short quote"` for each source the answer cites."""
+    shown = [s for s in sources if s["n"] in cited]
     if not shown:
         return
     lines = [f"[{s['n']}] {_where(s)} — \u201c{quote(s['text'])}\u201d" for s in shown]
