@@ -90,7 +90,13 @@ def create_app(
             allow_origins=settings.cors_origin_list,
             allow_credentials=settings.cors_allow_credentials,
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=["authorization", "x-api-key", "content-type", "last-event-id"],
+            allow_headers=[
+                "authorization",
+                "x-api-key",
+                "content-type",
+                "last-event-id",
+                "mcp-protocol-version",  # browser MCP clients send it after initialize
+            ],
             expose_headers=[
                 "x-vercel-ai-ui-message-stream",
                 "x-vercel-ai-data-stream",
