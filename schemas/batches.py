@@ -21,5 +21,6 @@ class BatchOut(BaseModel):
     id: str
     status: BatchStatus = Field(description='"completed" once no job is queued or running')
     counts: BatchCounts
+    chunks: int = Field(description="chunks stored so far by the batch's jobs")
     created_at: float
     completed_at: float | None

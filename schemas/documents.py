@@ -103,6 +103,9 @@ class DocumentOut(BaseModel):
     version: str
     media_type: str = Field(description="text/plain for text posted as JSON")
     filename: str | None = None
+    sha256: str | None = Field(
+        default=None, description="SHA-256 of the uploaded file (hex); null for JSON text"
+    )
     chars: int
     chunks: int
     state: DocumentState

@@ -16,6 +16,7 @@ from service.config import Settings, load_settings
 from service.errors import install_error_handlers
 from service.http_guard import BrowserGuard, require_json_body
 from service.limits import BodySizeLimit
+from service.mcp_server import build_mcp, mount_mcp
 from service.ops.gate import Drain, Gate
 from service.ops.http import Observe
 from service.request_context import RequestContext
@@ -53,7 +54,8 @@ def create_app(
         runtime = await Runtime.start(settings)
         app.state.runtime = runtime
         try:
-            yield
+            async with app.state.mcp.session_manager.run():  # stateless: no sessions kept
+                yield
         finally:
             await runtime.close(wait_s=drain.remaining_s())  # jobs: the rest of the grace
 
@@ -67,6 +69,7 @@ def create_app(
         dependencies=[Depends(require_json_body)],
     )
     app.state.drain = drain
+    app.state.mcp = build_mcp(app)
     app.dependency_overrides.update(dependency_overrides or {})
     install_error_handlers(app)
     app.add_middleware(
@@ -87,7 +90,13 @@ def create_app(
             allow_origins=settings.cors_origin_list,
             allow_credentials=settings.cors_allow_credentials,
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=["authorization", "x-api-key", "content-type", "last-event-id"],
+            allow_headers=[
+                "authorization",
+                "x-api-key",
+                "content-type",
+                "last-event-id",
+                "mcp-protocol-version",  # browser MCP clients send it after initialize
+            ],
             expose_headers=[
                 "x-vercel-ai-ui-message-stream",
                 "x-vercel-ai-data-stream",
@@ -105,6 +114,7 @@ def create_app(
     if settings.metrics_enabled:
         app.include_router(ops.metrics_router)
     app.include_router(ops.admin_router)
+    mount_mcp(app, app.state.mcp)
     app.mount("/static", StaticFiles(directory=chat.STATIC_DIR), name="static")
     app.mount(docs.ASSETS_URL, StaticFiles(directory=docs.ASSETS), name="docs-assets")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -14,7 +14,7 @@ never by changing a running runtime.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -45,6 +45,7 @@ __all__ = [
     "ReadAccess",
     "TenantDep",
     "WriteAccess",
+    "admit_caller",
     "get_principal",
     "require",
 ]
@@ -116,8 +117,13 @@ async def get_usage(request: Request) -> UsageLedger:
 
 async def get_principal(request: Request) -> Principal:
     """The caller: its key checked, one request counted against its rate and its tenant."""
-    runtime = _runtime(request)
-    principal = await runtime.auth.authenticate(request.headers)
+    return await admit_caller(_runtime(request), request.headers)
+
+
+async def admit_caller(runtime: Runtime, headers: Mapping[str, str]) -> Principal:
+    """What every request goes through, REST or MCP: the key checked, the caller's rate
+    counted (429 past it), one request on its tenant's usage."""
+    principal = await runtime.auth.authenticate(headers)
     # The key id (never the secret) and the tenant, on every later log line of the request.
     logs.set_caller(key_id=principal.key_id, tenant=principal.tenant)
     await runtime.limits.admit(principal)

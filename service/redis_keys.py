@@ -62,6 +62,10 @@ def batch_collections_key(batch_id: str) -> str:
     return f"cl:batch-collections:{batch_id}"
 
 
+def batch_jobs_key(batch_id: str) -> str:
+    return f"cl:batch-jobs:{batch_id}"
+
+
 def job_key(job_id: str) -> str:
     return f"cl:job:{job_id}"
 

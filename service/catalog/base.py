@@ -126,6 +126,7 @@ class BatchRow:
     created_at: float
     completed_at: float | None
     collections: frozenset[str]  # of its documents: a key must be able to read them all
+    chunks: int = 0  # stored so far by the batch's jobs (a progress figure)
 
     @property
     def open(self) -> int:

@@ -180,6 +180,7 @@ class RedisRegistry:
                 str(len(d.text.encode())),
                 json.dumps(d.media_type),
                 json.dumps(d.filename),
+                json.dumps(d.file_sha256),
             ]
             for d in docs
         ]
@@ -267,15 +268,25 @@ class RedisRegistry:
         async with self._guard("batch"):
             h = await _r(self.redis.hgetall(keys.batch_key(batch_id)))
             collections = await _r(self.redis.smembers(keys.batch_collections_key(batch_id)))
-        if not h or h.get("tenant") != tenant:
-            return None
+            if not h or h.get("tenant") != tenant:
+                return None
+            chunks = await self._batch_chunks(batch_id)
         counts = {s: int(h.get(s) or 0) for s in BATCH_STATUSES}
         completed = h.get("completed_at")
         return BatchRow(
             batch_id, tenant, int(h.get("total") or 0), counts, h.get("cancelled") == "1",
             float(h["created_at"]), float(completed) if completed else None,
-            frozenset(collections),
+            frozenset(collections), chunks,
         )  # fmt: skip
+
+    async def _batch_chunks(self, batch_id: str) -> int:
+        """The chunks its jobs stored so far: one pipelined read of each job's count."""
+        job_ids = list(await _r(self.redis.smembers(keys.batch_jobs_key(batch_id))))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(keys.job_key(job_id), "chunks_done")
+            done = await pipe.execute()
+        return sum(int(n or 0) for n in done)
 
     async def cancel_batch(self, batch_id: str, tenant: str, reason: str) -> BatchRow | None:
         if await self.batch(batch_id, tenant) is None:
@@ -334,6 +345,7 @@ class RedisRegistry:
                 "active_version": h.get("active_version"),
                 "media_type": json.loads(h.get("media_type") or "null"),
                 "filename": json.loads(h.get("filename") or "null"),
+                "sha256": json.loads(h.get("sha256") or "null"),
                 "chars": int(h["chars"]),
                 "chunks": int(h.get("chunks") or 0),
                 "job_id": h["latest_job"],

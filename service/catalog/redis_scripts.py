@@ -99,7 +99,8 @@ for i, x in ipairs(cjson.decode(ARGV[2])) do
     end
     redis.call('HSET', dkey, 'latest_version', v, 'latest_job', job_id, 'generation', gen,
       'deleted', 0, 'title', x[6], 'source', x[7], 'metadata', x[8], 'chars', x[11],
-      'bytes', x[12], 'updated_at', now, 'media_type', x[13], 'filename', x[14])
+      'bytes', x[12], 'updated_at', now, 'media_type', x[13], 'filename', x[14],
+      'sha256', x[15])
     redis.call('ZADD', 'cl:docs:' .. sk, 0, d)
     redis.call('SADD', 'cl:collections:' .. t, c)
     out[i] = {d, job_id, 'queued', v, 0}

@@ -48,12 +48,14 @@ def batch_row(db: sqlite3.Connection, batch_id: str, tenant: str) -> BatchRow | 
         return None
     counts = dict.fromkeys(BATCH_STATUSES, 0)
     last = None
-    for status, n, finished in db.execute(
-        "SELECT j.status, COUNT(*), MAX(j.finished_at) FROM batch_jobs b"
+    chunks = 0
+    for status, n, finished, done in db.execute(
+        "SELECT j.status, COUNT(*), MAX(j.finished_at), SUM(j.chunks_done) FROM batch_jobs b"
         " JOIN jobs j ON j.job_id = b.job_id WHERE b.batch_id=? GROUP BY j.status",
         (batch_id,),
     ):
         counts[status] = n
+        chunks += done or 0
         if finished is not None:
             last = max(last or 0.0, finished)
     collections = frozenset(
@@ -66,7 +68,7 @@ def batch_row(db: sqlite3.Connection, batch_id: str, tenant: str) -> BatchRow | 
     open_jobs = counts["queued"] + counts["running"]
     return BatchRow(
         batch_id, tenant, sum(counts.values()), counts, bool(head[0]), head[1],
-        None if open_jobs else last or head[1], collections,
+        None if open_jobs else last or head[1], collections, chunks,
     )  # fmt: skip
 
 

@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS documents (
     updated_at REAL NOT NULL,
     media_type TEXT,
     filename TEXT,
+    sha256 TEXT,
     PRIMARY KEY (tenant, collection, document_id)
 );
 CREATE TABLE IF NOT EXISTS jobs (
@@ -103,6 +104,7 @@ _MIGRATIONS = (
     ("documents", "media_type", "TEXT"),
     ("documents", "filename", "TEXT"),
     ("documents", "bytes", "INTEGER NOT NULL DEFAULT 0"),
+    ("documents", "sha256", "TEXT"),
 )
 
 
@@ -272,13 +274,15 @@ class SqliteRegistry:
         db.execute(
             "INSERT INTO documents (tenant, collection, document_id, latest_version, latest_job,"
             " generation, deleted, title, source, metadata, chars, bytes, chunks, created_at,"
-            " updated_at, media_type, filename) VALUES (?,?,?,?,?,?,0,?,?,?,?,?,0,?,?,?,?)"
+            " updated_at, media_type, filename, sha256)"
+            " VALUES (?,?,?,?,?,?,0,?,?,?,?,?,0,?,?,?,?,?)"
             " ON CONFLICT(tenant, collection, document_id) DO UPDATE SET"
             " latest_version=excluded.latest_version, latest_job=excluded.latest_job,"
             " generation=excluded.generation, title=excluded.title, source=excluded.source,"
             " metadata=excluded.metadata, chars=excluded.chars, bytes=excluded.bytes,"
             " updated_at=excluded.updated_at,"
             " media_type=excluded.media_type, filename=excluded.filename,"
+            " sha256=excluded.sha256,"
             " created_at=CASE WHEN documents.deleted THEN excluded.created_at"
             "   ELSE documents.created_at END,"
             " active_version=CASE WHEN documents.deleted THEN NULL"
@@ -301,6 +305,7 @@ class SqliteRegistry:
                 now,
                 doc.media_type,
                 doc.filename,
+                doc.file_sha256,
             ),
         )
         self.queued += 1
@@ -350,6 +355,7 @@ class SqliteRegistry:
                 "active_version": r["active_version"],
                 "media_type": r["media_type"],
                 "filename": r["filename"],
+                "sha256": r["sha256"],
                 "chars": r["chars"],
                 "chunks": r["chunks"],
                 "job_id": r["latest_job"],

@@ -28,7 +28,8 @@ log = logging.getLogger("citeline.shutdown")
 
 __all__ = ["Drain", "Gate", "cut_by_shutdown", "request_kind"]
 
-_ANSWER_PATHS = frozenset({"/v1/query", "/v1/stream", "/api/chat", "/v1/chat/completions"})
+# An MCP call's tool is inside its body: each counts as an answer, the costliest kind.
+_ANSWER_PATHS = frozenset({"/v1/query", "/v1/stream", "/api/chat", "/v1/chat/completions", "/mcp"})
 _INGEST_PATHS = frozenset({"/v1/documents", "/v1/documents/batch", "/v1/index"})
 SHUTDOWN_RETRY_AFTER = "1"
 OVERLOAD_RETRY_AFTER = "1"

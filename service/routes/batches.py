@@ -30,6 +30,7 @@ def batch_out(row: BatchRow) -> BatchOut:
         id=row.batch_id,
         status=row.status,
         counts=BatchCounts(total=row.total, **{s: c[s] for s in BATCH_STATUSES}),
+        chunks=row.chunks,
         created_at=row.created_at,
         completed_at=row.completed_at,
     )

@@ -38,7 +38,7 @@ from service.streams.sse import SSE_RESPONSE, encode_sse, sse_response
 router = APIRouter(prefix="/v1", tags=["query"])
 
 
-def _result(hit: Hit) -> SearchResult:
+def search_result(hit: Hit) -> SearchResult:
     return SearchResult(
         document_id=hit.document_id,
         chunk_id=hit.chunk_id,
@@ -64,10 +64,10 @@ async def search(body: SearchIn, retriever: RetrieverDep, caller: ReadAccess) ->
     hits = await retriever.search(
         caller.scope_of(body.collection), body.query, body.max_results, body.filters
     )
-    return SearchOut(results=[_result(h) for h in hits])
+    return SearchOut(results=[search_result(h) for h in hits])
 
 
-async def _collect(events: AsyncIterator[AnswerEvent]) -> QueryOut:
+async def collect_answer(events: AsyncIterator[AnswerEvent]) -> QueryOut:
     """Fold an answer run into one JSON body; an error event becomes the problem response."""
     sources: list[Source] = []
     citations = CitationsEvent([])
@@ -96,7 +96,7 @@ async def _collect(events: AsyncIterator[AnswerEvent]) -> QueryOut:
     raise ServiceError("the answer ended without a result")
 
 
-async def _answer(
+async def answer_events(
     body: QueryIn | StreamIn, asker: Asker, metering: Metering, caller: Principal
 ) -> AsyncIterator[AnswerEvent]:
     """The answer run in the caller's scope, its tokens charged to the tenant (429 when its
@@ -120,11 +120,11 @@ async def query(
 ) -> QueryOut | LiveResponse:
     """A cited answer as one JSON body, or with `stream: true` as SSE (sources, delta...,
     citations, usage, done, then `data: [DONE]`)."""
-    events = await _answer(body, asker, metering, caller)
+    events = await answer_events(body, asker, metering, caller)
     if body.stream:
         slot = streams.take(caller)
         return sse_response(encode_sse(events), settings.sse_ping_interval_s, slot.release)
-    return await _collect(events)
+    return await collect_answer(events)
 
 
 @router.post("/stream", responses={**SSE_RESPONSE, **ANSWER_ERRORS})
@@ -137,7 +137,7 @@ async def stream(
     caller: ReadAccess,
 ) -> LiveResponse:
     """Deltas as plain `data: {"text": ...}` messages; sources, usage and done as named events."""
-    events = await _answer(body, asker, metering, caller)
+    events = await answer_events(body, asker, metering, caller)
     slot = streams.take(caller)
     frames = encode_sse(events, named_deltas=False)
     return sse_response(frames, settings.sse_ping_interval_s, slot.release)

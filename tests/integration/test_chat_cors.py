@@ -11,10 +11,12 @@ from service.config import SettingsError, load_settings
 APP = "http://app.test:3000"
 
 
-def preflight(live: Any, origin: str, headers: str = "content-type,last-event-id") -> Any:
+def preflight(
+    live: Any, origin: str, headers: str = "content-type,last-event-id", path: str = "/api/chat"
+) -> Any:
     with live.client() as c:
         return c.options(
-            "/api/chat",
+            path,
             headers={
                 "Origin": origin,
                 "Access-Control-Request-Method": "POST",
@@ -48,6 +50,8 @@ def test_listed_origin_with_credentials(make_server: Any) -> None:
     assert got.status_code == 422  # an error response still carries the CORS headers
     assert got.headers["access-control-allow-origin"] == APP
     assert "x-vercel-ai-ui-message-stream" in got.headers["access-control-expose-headers"]
+    mcp = preflight(live, APP, "authorization,content-type,mcp-protocol-version", path="/mcp")
+    assert mcp.status_code == 200 and mcp.headers["access-control-allow-origin"] == APP
 
 
 def test_unlisted_origin_gets_no_cors_and_a_problem(make_server: Any) -> None:

@@ -3,6 +3,7 @@ registries alike); pages travel in every wire format."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -15,10 +16,12 @@ from tests.files.samples import SAMPLES, pdf_sample
 from tests.integration.test_files import QUESTIONS, indexed, upload
 from tests.integration.workers.helpers import scaled_server
 
+BROKEN_PDF = b"%PDF-1.5\n" + b"\x00\x13 not a pdf" * 100
+
 
 def mixed_batch(c: httpx.Client, **fields: str) -> httpx.Response:
     files = [("file", (name, make())) for name, make in SAMPLES.values()]
-    files.append(("file", ("broken.pdf", b"%PDF-1.5\n" + b"\x00\x13 not a pdf" * 100)))
+    files.append(("file", ("broken.pdf", BROKEN_PDF)))
     return c.post("/v1/documents/batch", files=files, data=fields)
 
 
@@ -42,12 +45,16 @@ def check_mixed_batch(live: LiveServer) -> None:
         answer = c.post(
             "/v1/query", json={"question": QUESTIONS["pptx"][0], "collection": "batch"}
         ).json()
+        listed = c.get("/v1/documents", params={"collection": "batch"}).json()["documents"]
     assert batch["status"] == "completed" and batch["completed_at"] >= batch["created_at"]
     counts = {"total": 7, "queued": 0, "running": 0, "completed": 6, "failed": 1}
     assert batch["counts"] == counts
     frames = [line for line in events.splitlines() if line.startswith("event:")]
     assert frames[-1] == "event: done" and events.rstrip().endswith("data: [DONE]")
     assert answer["sources"][0]["metadata"] == {"run": 7} and answer["sources"][0]["page"] == 2
+    assert batch["chunks"] == sum(d["chunks"] for d in listed) > 0
+    broken = hashlib.sha256(BROKEN_PDF).hexdigest()
+    assert len({d["sha256"] for d in listed}) == 7 and broken in {d["sha256"] for d in listed}
 
 
 def test_a_mixed_batch_ends_completed_with_its_failures_counted(server: LiveServer) -> None:

@@ -3,6 +3,7 @@ on the right page, and check it against /content; every bad file fails alone and
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -82,6 +83,7 @@ def test_the_original_is_served_as_uploaded(server: LiveServer) -> None:
         server.wait_job(text["job_id"])
         no_file = c.get("/v1/documents/plain/file")
         text_content = c.get("/v1/documents/plain/content")
+        plain_document = c.get("/v1/documents/plain").json()
     assert r.status_code == 200 and r.content == data
     assert r.headers["content-type"] == "application/pdf"
     assert r.headers["content-disposition"].startswith("inline")
@@ -89,6 +91,7 @@ def test_the_original_is_served_as_uploaded(server: LiveServer) -> None:
     assert "sandbox" in served.headers["content-security-policy"]
     assert no_file.status_code == 404 and "/content" in no_file.json()["detail"]
     assert text_content.text == "Just text."
+    assert plain_document["sha256"] is None
 
 
 def test_the_same_bytes_are_the_same_document(server: LiveServer) -> None:
@@ -98,6 +101,8 @@ def test_the_same_bytes_are_the_same_document(server: LiveServer) -> None:
         server.wait_job(first["job_id"])
         again = upload(c, "estate.docx", data).json()
         elsewhere = upload(c, "estate.docx", data, collection="other").json()
+        document = c.get(f"/v1/documents/{first['document_id']}").json()
+    assert document["sha256"] == hashlib.sha256(data).hexdigest()
     assert again["duplicate"] and again["job_id"] == first["job_id"]
     assert again["document_id"] == first["document_id"]
     assert not elsewhere["duplicate"]

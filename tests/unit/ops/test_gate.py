@@ -17,6 +17,7 @@ from service.ops.gate import Drain, _Request, request_kind
         ("POST", "/api/chat", "answer"),
         ("POST", "/v1/chat/completions", "answer"),
         ("GET", "/api/chat/chat-1/stream", "answer"),
+        ("POST", "/mcp", "answer"),
         ("POST", "/v1/search", "search"),
         ("POST", "/v1/documents", "ingest"),
         ("POST", "/v1/documents/batch", "ingest"),
