@@ -14,6 +14,19 @@ MAX_TURNS = 50
 MAX_TURN_CHARS = 16_000
 
 QueryText = Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
+Relevance = Annotated[float, Field(ge=0, le=1)]
+MIN_RELEVANCE_DOC = (
+    "answer only from passages whose `relevance` (0-1) reaches this; default: the server's "
+    "CITELINE_MIN_RELEVANCE (0.45)"
+)
+
+
+class RankingOptions(BaseModel):
+    """OpenAI's vector-store search shape: `score_threshold` is compared with `relevance`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score_threshold: Relevance | None = None
 
 
 class SearchIn(BaseModel):
@@ -23,6 +36,17 @@ class SearchIn(BaseModel):
     collection: CollectionName = "default"
     max_results: Annotated[int, Field(ge=1, le=100)] = 10
     filters: Filter | None = None
+    min_relevance: Relevance | None = Field(
+        default=None, description="drop results whose `relevance` is under this (default: none)"
+    )
+    ranking_options: RankingOptions | None = Field(
+        default=None, description="OpenAI's shape of `min_relevance`; `min_relevance` wins"
+    )
+
+    def relevance_floor(self) -> float | None:
+        if self.min_relevance is not None:
+            return self.min_relevance
+        return self.ranking_options.score_threshold if self.ranking_options else None
 
 
 class SearchResult(BaseModel):
@@ -33,7 +57,11 @@ class SearchResult(BaseModel):
     text: str
     start: int
     end: int
-    score: float
+    score: float = Field(description="the engine's raw score (BM25, cosine or fused rank)")
+    relevance: float = Field(
+        description="calibrated 0-1: the share of the question's information the passage holds "
+        "(IDF-weighted terms), averaged with its mapped cosine similarity in hybrid search"
+    )
     metadata: dict[str, Any]
     page: int | None = Field(
         default=None, description="files: the 1-based page (slide) the passage starts on"
@@ -67,6 +95,7 @@ class QueryIn(BaseModel):
     collection: CollectionName = "default"
     max_results: Annotated[int, Field(ge=1, le=20)] | None = None
     filters: Filter | None = None
+    min_relevance: Relevance | None = Field(default=None, description=MIN_RELEVANCE_DOC)
     stream: bool = False
 
 
@@ -80,6 +109,7 @@ class StreamIn(BaseModel):
     collection: CollectionName = "default"
     max_results: Annotated[int, Field(ge=1, le=20)] | None = None
     filters: Filter | None = None
+    min_relevance: Relevance | None = Field(default=None, description=MIN_RELEVANCE_DOC)
 
 
 class Source(SearchResult):

@@ -117,9 +117,7 @@ class Runtime:
             if llm is not None
             else ExtractiveAnswerer(sparse, max_tokens=settings.answer_max_tokens)
         )
-        retriever = Retriever(
-            store, sparse, dense, registry, settings.min_relevance, settings.min_dense_similarity
-        )
+        retriever = Retriever(store, sparse, dense, registry, settings.min_relevance)
         pricing = build_pricing(settings)
         asker = Asker(
             retriever,

@@ -48,6 +48,7 @@ def search_result(hit: Hit) -> SearchResult:
         start=hit.start,
         end=hit.end,
         score=hit.score,
+        relevance=hit.relevance or 0.0,
         metadata=hit.metadata,
         page=hit.page,
         page_end=hit.page_end,
@@ -61,9 +62,9 @@ ANSWER_ERRORS = problem_responses(413, 502, 503, 504)
 
 @router.post("/search", response_model=SearchOut, responses=problem_responses(502, 503))
 async def search(body: SearchIn, retriever: RetrieverDep, caller: ReadAccess) -> SearchOut:
-    hits = await retriever.search(
-        caller.scope_of(body.collection), body.query, body.max_results, body.filters
-    )
+    scope = caller.scope_of(body.collection)
+    floor = body.relevance_floor()
+    hits = await retriever.search(scope, body.query, body.max_results, body.filters, floor)
     return SearchOut(results=[search_result(h) for h in hits])
 
 
@@ -104,7 +105,12 @@ async def answer_events(
     scope = caller.scope_of(body.collection)
     await metering.check(caller.tenant)
     events = await asker.ask(
-        scope, body.question, body.max_results, body.filters, history=body.history
+        scope,
+        body.question,
+        body.max_results,
+        body.filters,
+        history=body.history,
+        min_relevance=body.min_relevance,
     )
     return metering.metered(events, caller.tenant)
 

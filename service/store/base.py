@@ -6,11 +6,14 @@ unreachable server, a timeout); input it cannot take (a malformed vector) is a V
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from schemas.filters import Filter
 
@@ -99,6 +102,10 @@ class Hit:
     page_end: int | None = None
     page_label: str | None = None
     section: str | None = None
+    # Cosine similarity of the chunk to the dense query, when the search had one (any mode).
+    similarity: float | None = None
+    # The calibrated relevance in [0, 1] the retriever gives it (see service.query.relevance).
+    relevance: float | None = None
 
 
 class VectorStore(Protocol):
@@ -120,6 +127,11 @@ class VectorStore(Protocol):
         filters: Filter | None = None,
     ) -> list[Hit]:
         """Top `limit` chunks; sparse and dense prefetches fused with RRF when both are given."""
+        ...
+
+    def term_idf(self, scope: Scope, terms: Sequence[int]) -> dict[int, float]:
+        """The engine's IDF of each sparse term over the scope's chunks (the weight its BM25
+        scores use); a term no chunk holds gets the IDF of a document frequency of zero."""
         ...
 
     def delete_document(
@@ -176,6 +188,38 @@ def chunk_payload(scope: Scope, point: ChunkPoint) -> dict[str, Any]:
         "source": point.source,
         "metadata": point.metadata,
     }
+
+
+def idf(chunks: int, with_term: int) -> float:
+    """BM25's IDF as Qdrant's IDF modifier computes it: ln(1 + (N - n + 0.5) / (n + 0.5))."""
+    return math.log(1.0 + (chunks - with_term + 0.5) / (with_term + 0.5))
+
+
+def probed_idf(term: int, score: float, indices: Sequence[int], values: Sequence[float]) -> float:
+    """A term's IDF from a one-term probe (query weight 1.0): the engine scored the point
+    idf * weight, and the point's stored sparse vector (`indices`, `values`) holds the weight."""
+    weight = dict(zip(indices, values, strict=True)).get(term, 0.0)
+    if weight <= 0:
+        raise ValueError(f"the probed point does not hold term {term}")
+    return score / weight
+
+
+def cosines(
+    query: Sequence[float], vectors: Sequence[Sequence[float] | None]
+) -> list[float | None]:
+    """Cosine similarity of `query` to each of `vectors` (None for a missing vector, 0 for an
+    all-zero one)."""
+    q = np.asarray(query, dtype=np.float64)
+    q_norm = float(np.linalg.norm(q))
+    out: list[float | None] = []
+    for v in vectors:
+        if v is None:
+            out.append(None)
+            continue
+        m = np.asarray(v, dtype=np.float64)
+        norm = float(np.linalg.norm(m)) * q_norm
+        out.append(float(m @ q) / norm if norm > 0 else 0.0)
+    return out
 
 
 def hit_from_payload(chunk_id: str, score: float, payload: dict[str, Any]) -> Hit:

@@ -129,10 +129,14 @@ class EdgeStore:
         filters: Filter | None = None,
     ) -> list[Hit]:
         """Top `limit` chunks; sparse and dense prefetches fused with RRF when both are given."""
-        legs = [self._leg(scope, leg) for leg in base.search_legs(sparse, dense, self._dense_dim)]
+        legs_in = base.search_legs(sparse, dense, self._dense_dim)
+        legs = [self._leg(scope, leg) for leg in legs_in]
         if limit <= 0 or not legs:
             return []
         flt = edge_filter(scope, filters=filters)
+        dense_query = next((leg.dense for leg in legs_in if leg.dense is not None), None)
+        # Hybrid: the dense vectors come back too, for each hit's cosine to the question.
+        with_vector = [base.DENSE_VECTOR] if dense_query is not None and len(legs) > 1 else None
         if len(legs) == 1:
             query, params = legs[0]
             request = qe.QueryRequest(
@@ -149,10 +153,50 @@ class EdgeStore:
                 query=_RRF,
                 filter=flt,
                 with_payload=True,
+                with_vector=with_vector,
             )
         with self._lock, _engine("search"):
             points = self._shard.query(request)
-        return [base.hit_from_payload(str(p.id), p.score, p.payload or {}) for p in points]
+        hits = [base.hit_from_payload(str(p.id), p.score, p.payload or {}) for p in points]
+        if dense_query is not None:
+            if with_vector is None:  # dense only: the score is the cosine
+                sims: list[float | None] = [h.score for h in hits]
+            else:
+                sims = base.cosines(dense_query, [_dense_of(p) for p in points])
+            for hit, sim in zip(hits, sims, strict=True):
+                hit.similarity = sim
+        return hits
+
+    def term_idf(self, scope: Scope, terms: Sequence[int]) -> dict[int, float]:
+        """One-term probes in one batch: IDF = score / the top point's weight for the term."""
+        terms = list(dict.fromkeys(terms))
+        if not terms:
+            return {}
+        flt = edge_filter(scope)
+        params = qe.SearchParams(idf=qe.IdfParams(corpus=flt))
+        probes = [
+            qe.QueryRequest(
+                limit=1,
+                query=qe.Query.Nearest(qe.SparseVector([t], [1.0]), using=base.SPARSE_VECTOR),
+                params=params,
+                filter=flt,
+                with_vector=[base.SPARSE_VECTOR],
+            )
+            for t in terms
+        ]
+        with self._lock, _engine("search"):
+            found = self._shard.query_batch(qe.QueryBatchRequest(probes))
+            chunks = self._shard.count(qe.CountRequest(filter=flt, exact=True))
+        out: dict[int, float] = {}
+        for term, points in zip(terms, found, strict=True):
+            if not points:
+                out[term] = base.idf(chunks, 0)
+                continue
+            vector = _named(points[0], base.SPARSE_VECTOR)
+            if not isinstance(vector, qe.SparseVector):
+                raise StoreError("the embedded store returned no sparse vector")
+            out[term] = base.probed_idf(term, points[0].score, vector.indices, vector.values)
+        return out
 
     def delete_document(
         self, scope: Scope, document_id: str, *, keep_version: str | None = None
@@ -341,6 +385,16 @@ class EdgeStore:
         # this one's rankings (nor leak through its scores).
         idf = qe.IdfParams(corpus=edge_filter(scope))
         return qe.Query.Nearest(vector, using=leg.using), qe.SearchParams(idf=idf)
+
+
+def _named(point: qe.ScoredPoint, name: str) -> Any:
+    """The point's vector `name`, None when it has none (a chunk stored without one)."""
+    vectors = point.vector
+    return vectors.get(name) if isinstance(vectors, dict) else None
+
+
+def _dense_of(point: qe.ScoredPoint) -> list[float] | None:
+    return cast(list[float] | None, _named(point, base.DENSE_VECTOR))
 
 
 def _index_fields(shard: qe.EdgeShard) -> None:
