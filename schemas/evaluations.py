@@ -10,7 +10,7 @@ from schemas.common import CollectionName
 from schemas.query import QueryText, Relevance
 
 MAX_CASES = 5000
-MAX_EXPECTED_IDS = 100
+MAX_EXPECTED_IDS = 1000
 
 EvaluationStatus = Literal["queued", "running", "completed", "failed"]
 

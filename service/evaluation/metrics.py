@@ -47,8 +47,9 @@ def token_f1(answer: str, expected: str) -> float:
 
 
 def contains(answer: str, expected: str) -> bool:
-    """The expected answer appears in the answer (both normalised)."""
-    return f" {normalize_answer(expected)} " in f" {normalize_answer(answer)} "
+    """The expected answer appears in the answer (both normalised; "Myhill's" holds "Myhill")."""
+    wanted = normalize_answer(expected)
+    return bool(wanted) and wanted in normalize_answer(answer)
 
 
 def cited_spans(answer: str) -> list[tuple[int, str]]:
