@@ -55,8 +55,15 @@ class SearchResult(BaseModel):
     title: str | None
     source: str | None
     text: str
-    start: int
-    end: int
+    start: int = Field(description="where `text` starts in the document, in code points")
+    end: int = Field(description="where it ends (exclusive): `document[start:end] == text`")
+    start_utf16: int | None = Field(
+        default=None,
+        description="`start` in UTF-16 code units, for JavaScript's `String.slice` (differs "
+        "after any character beyond U+FFFF, such as an emoji); null for chunks indexed before "
+        "offsets were counted both ways",
+    )
+    end_utf16: int | None = Field(default=None, description="`end` in UTF-16 code units")
     score: float = Field(description="the engine's raw score (BM25, cosine or fused rank)")
     relevance: float = Field(
         description="calibrated 0-1: the share of the question's information the passage holds "
@@ -118,11 +125,14 @@ class Source(SearchResult):
 
 
 class CitationSpan(BaseModel):
-    """Where the marker `[n]` stands in the answer: `answer[start:end] == f"[{n}]"`."""
+    """Where the marker `[n]` stands in the *answer* (not in the document: a source's own
+    `start`/`end` place its passage in the document): `answer[start:end] == f"[{n}]"`."""
 
     n: int
-    start: int
+    start: int = Field(description="offset of the marker in the answer, in code points")
     end: int
+    start_utf16: int = Field(description="the same offset in UTF-16 code units (JavaScript)")
+    end_utf16: int
 
 
 class UsageOut(BaseModel):

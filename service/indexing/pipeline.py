@@ -198,6 +198,8 @@ class Pipeline:
                     text=c.text,
                     start=c.start,
                     end=c.end,
+                    start_utf16=c.start_utf16,
+                    end_utf16=c.end_utf16,
                     sparse=s,
                     title=j.title,
                     source=j.row.source,

@@ -16,7 +16,7 @@ EvaluationId = Annotated[str, Path(pattern=r"^eval_[0-9a-f]{24}$")]
 
 
 @router.post(
-    "/evaluations", status_code=202, response_model=EvaluationOut, responses=problem_responses()
+    "/evaluations", status_code=202, response_model=EvaluationOut, responses=problem_responses(403)
 )
 async def start_evaluation(
     body: EvaluationIn, evaluations: EvaluationsDep, caller: WriteAccess
@@ -27,7 +27,9 @@ async def start_evaluation(
     return evaluations.start(caller.tenant, body)
 
 
-@router.get("/evaluations/{evaluation_id}", response_model=EvaluationOut)
+@router.get(
+    "/evaluations/{evaluation_id}", response_model=EvaluationOut, responses=problem_responses(404)
+)
 async def get_evaluation(
     evaluation_id: EvaluationId, evaluations: EvaluationsDep, caller: WriteAccess
 ) -> EvaluationOut:

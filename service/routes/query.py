@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
@@ -47,6 +48,8 @@ def search_result(hit: Hit) -> SearchResult:
         text=hit.text,
         start=hit.start,
         end=hit.end,
+        start_utf16=hit.start_utf16,
+        end_utf16=hit.end_utf16,
         score=hit.score,
         relevance=hit.relevance or 0.0,
         metadata=hit.metadata,
@@ -88,7 +91,7 @@ async def collect_answer(events: AsyncIterator[AnswerEvent]) -> QueryOut:
                 return QueryOut(
                     answer=event.answer,
                     sources=[s.model_copy(update={"cited": s.n in cited}) for s in sources],
-                    citations=[CitationSpan(n=c.n, start=c.start, end=c.end) for c in spans],
+                    citations=[CitationSpan(**dataclasses.asdict(c)) for c in spans],
                     usage=usage_out(usage),
                     tokens_used=event.tokens_used,
                     latency_ms=round(event.latency_ms, 2),

@@ -77,10 +77,12 @@ class ChunkPoint:
     page_end: int | None = None  # the last page, when it spans pages
     page_label: str | None = None  # the printed label of `page`, where the file has them
     section: str | None = None  # heading path, e.g. "5. Basics › 5.6 debian/rules"
+    start_utf16: int | None = None  # the span in UTF-16 code units (JavaScript indices)
+    end_utf16: int | None = None
 
 
-# Where a chunk stands in its file: stored only when set, returned on every hit.
-PLACE_FIELDS = ("page", "page_end", "page_label", "section")
+# Where a chunk stands in its file, and its span in UTF-16 units: stored only when set.
+PLACE_FIELDS = ("page", "page_end", "page_label", "section", "start_utf16", "end_utf16")
 
 
 @dataclass(slots=True)
@@ -102,6 +104,8 @@ class Hit:
     page_end: int | None = None
     page_label: str | None = None
     section: str | None = None
+    start_utf16: int | None = None
+    end_utf16: int | None = None
     # Cosine similarity of the chunk to the dense query, when the search had one (any mode).
     similarity: float | None = None
     # The calibrated relevance in [0, 1] the retriever gives it (see service.query.relevance).
@@ -240,6 +244,8 @@ def hit_from_payload(chunk_id: str, score: float, payload: dict[str, Any]) -> Hi
         page_end=payload.get("page_end"),
         page_label=payload.get("page_label"),
         section=payload.get("section"),
+        start_utf16=payload.get("start_utf16"),
+        end_utf16=payload.get("end_utf16"),
     )
 
 
