@@ -21,6 +21,13 @@ MIN_RELEVANCE_DOC = (
 )
 
 
+LANGUAGE_DOC = (
+    "the question's language (ISO 639-1 code, e.g. `es`, or a Snowball name) for its stopwords "
+    "and stemmer; default: detected from the question"
+)
+Language = Annotated[str, Field(min_length=2, max_length=20, pattern=r"^[A-Za-z_]+$")]
+
+
 class RankingOptions(BaseModel):
     """OpenAI's vector-store search shape: `score_threshold` is compared with `relevance`."""
 
@@ -42,6 +49,7 @@ class SearchIn(BaseModel):
     ranking_options: RankingOptions | None = Field(
         default=None, description="OpenAI's shape of `min_relevance`; `min_relevance` wins"
     )
+    language: Language | None = Field(default=None, description=LANGUAGE_DOC)
 
     def relevance_floor(self) -> float | None:
         if self.min_relevance is not None:
@@ -103,6 +111,7 @@ class QueryIn(BaseModel):
     max_results: Annotated[int, Field(ge=1, le=20)] | None = None
     filters: Filter | None = None
     min_relevance: Relevance | None = Field(default=None, description=MIN_RELEVANCE_DOC)
+    language: Language | None = Field(default=None, description=LANGUAGE_DOC)
     stream: bool = False
 
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from schemas.query import Source
+from service.embeddings import languages
 from service.embeddings.sparse import Bm25Encoder
 from service.llm.base import TurnLike, Usage
 from service.query.answering import AnswerPlan
@@ -46,10 +47,12 @@ class ExtractiveAnswerer:
         wanted = set(self.encoder.encode_query(question).indices)
         found: list[tuple[Source, int, str, set[int]]] = []
         for src in sources:
+            # The passage's language, as it was indexed: a short sentence is too little to tell.
+            lang = languages.of_metadata(src.metadata) or self.encoder.language_of(src.text)
             for pos, piece in enumerate(split(src.text)):
                 text = " ".join(piece.split())
                 if len(text) >= 3:
-                    terms = set(self.encoder.encode_query(text).indices) & wanted
+                    terms = set(self.encoder.encode_query(text, lang).indices) & wanted
                     found.append((src, pos, text, terms))
         holding = Counter(t for *_, terms in found for t in terms)
         weight = {t: math.log(1.0 + len(found) / n) for t, n in holding.items()}

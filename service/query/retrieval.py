@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from schemas.filters import Filter
 from service.catalog.base import JobRegistry
+from service.embeddings import languages
 from service.embeddings.dense import DenseEmbedder
 from service.embeddings.sparse import Bm25Encoder
 from service.query import relevance
@@ -57,11 +58,12 @@ class Retriever:
         limit: int,
         filters: Filter | None = None,
         min_relevance: float | None = None,
+        language: str | None = None,
     ) -> list[Hit]:
         """The best `limit` hits, each with its relevance; those under `min_relevance` (when
-        given) dropped."""
+        given) dropped. `language`: the query's (None: detected)."""
         async with self._observed(scope, limit):
-            hits = await self._scored(scope, query, limit, filters)
+            hits = await self._scored(scope, query, limit, filters, language)
         if min_relevance is None:
             return hits
         return [h for h in hits if (h.relevance or 0.0) >= min_relevance]
@@ -73,16 +75,17 @@ class Retriever:
         limit: int,
         filters: Filter | None = None,
         min_relevance: float | None = None,
+        language: str | None = None,
     ) -> list[Hit]:
         """The hits good enough to answer from (relevance at least `min_relevance`, else the
         configured default); empty when none is."""
         floor = self.min_relevance if min_relevance is None else min_relevance
-        return await self.search(scope, question, limit, filters, floor)
+        return await self.search(scope, question, limit, filters, floor, language)
 
     async def _scored(
-        self, scope: Scope, query: str, limit: int, filters: Filter | None
+        self, scope: Scope, query: str, limit: int, filters: Filter | None, language: str | None
     ) -> list[Hit]:
-        sparse, dense = await self._vectors(query)
+        sparse, dense = await self._vectors(query, language)
         hits = await self._search(scope, sparse, dense, limit, filters)
         if not hits:
             return hits
@@ -91,19 +94,22 @@ class Retriever:
         for hit in hits:
             lexical = None
             if terms:
-                in_chunk = set(self.sparse.encode_query(hit.text).indices)
+                language = languages.of_metadata(hit.metadata)
+                in_chunk = set(self.sparse.encode_query(hit.text, language).indices)
                 lexical = relevance.lexical(terms, idf, in_chunk)
             hit.relevance = round(relevance.combined(lexical, hit.similarity), 4)
         return hits
 
-    async def _vectors(self, query: str) -> tuple[SparseVector, Sequence[float] | None]:
+    async def _vectors(
+        self, query: str, language: str | None = None
+    ) -> tuple[SparseVector, Sequence[float] | None]:
         dense = None
         if self.dense is not None:
             tokens = count_tokens(query)
             with tracing.embedding_span(self.dense, tokens):
                 dense = await self.dense.embed_query(query)
             metrics.EMBEDDING_TOKENS.labels(self.dense.model, "query").inc(tokens)
-        return self.sparse.encode_query(query), dense
+        return self.sparse.encode_query(query, language), dense
 
     async def _search(
         self,

@@ -19,6 +19,7 @@ from schemas.query import (
 )
 from service.auth.principal import Principal
 from service.deps import AskerDep, MeteringDep, ReadAccess, RetrieverDep, SettingsDep, StreamsDep
+from service.embeddings import languages
 from service.errors import ServiceError, problem_responses
 from service.query.ask import Asker
 from service.query.events import (
@@ -63,11 +64,22 @@ def search_result(hit: Hit) -> SearchResult:
 ANSWER_ERRORS = problem_responses(413, 502, 503, 504)
 
 
+def check_language(language: str | None) -> str | None:
+    """The request's language, or a 422 naming the known ones."""
+    if language is None or language.lower() in languages.LANGUAGES:
+        return language
+    known = ", ".join(sorted(languages.SNOWBALL))
+    raise ServiceError(f"unknown language {language!r}; known: {known}", status=422)
+
+
 @router.post("/search", response_model=SearchOut, responses=problem_responses(502, 503))
 async def search(body: SearchIn, retriever: RetrieverDep, caller: ReadAccess) -> SearchOut:
     scope = caller.scope_of(body.collection)
     floor = body.relevance_floor()
-    hits = await retriever.search(scope, body.query, body.max_results, body.filters, floor)
+    language = check_language(body.language)
+    hits = await retriever.search(
+        scope, body.query, body.max_results, body.filters, floor, language
+    )
     return SearchOut(results=[search_result(h) for h in hits])
 
 
@@ -114,6 +126,7 @@ async def answer_events(
         body.filters,
         history=body.history,
         min_relevance=body.min_relevance,
+        language=check_language(body.language) if isinstance(body, QueryIn) else None,
     )
     return metering.metered(events, caller.tenant)
 
