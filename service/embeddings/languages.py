@@ -125,6 +125,12 @@ STOPWORDS: dict[str, frozenset[str]] = {
     ),
 }
 
+# word -> the languages it is a stopword of (one lookup per word when detecting)
+_STOPWORD_OF: dict[str, tuple[str, ...]] = {}
+for _lang, _words_of in STOPWORDS.items():
+    for _w in _words_of:
+        _STOPWORD_OF[_w] = (*_STOPWORD_OF.get(_w, ()), _lang)
+
 # Chinese (Han), Japanese kana, Korean Hangul: written without spaces.
 _CJK = re.compile(
     r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u3131-\u318e"
@@ -171,7 +177,10 @@ def new_stemmer(language: str) -> Stemmer.Stemmer:
 def detect(words: list[str]) -> str:
     """The language whose stopwords are most of `words` (lower-cased), English on a tie or
     when too few are stopwords of any list to tell."""
-    hits = {lang: sum(1 for w in words if w in stop) for lang, stop in STOPWORDS.items()}
+    hits = dict.fromkeys(STOPWORDS, 0)
+    for w in words:
+        for lang in _STOPWORD_OF.get(w, ()):
+            hits[lang] += 1
     best = max(hits, key=lambda lang: (hits[lang], lang == DEFAULT))
     if hits[best] < min(_DETECT_MIN_HITS, max(1, len(words) // 4)) or hits[best] == hits[DEFAULT]:
         return DEFAULT

@@ -94,8 +94,10 @@ class Retriever:
         for hit in hits:
             lexical = None
             if terms:
-                language = languages.of_metadata(hit.metadata)
-                in_chunk = set(self.sparse.encode_query(hit.text, language).indices)
+                in_chunk = hit.terms
+                if in_chunk is None:  # the store did not return the stored vector
+                    language = languages.of_metadata(hit.metadata)
+                    in_chunk = frozenset(self.sparse.encode_query(hit.text, language).indices)
                 lexical = relevance.lexical(terms, idf, in_chunk)
             hit.relevance = round(relevance.combined(lexical, hit.similarity), 4)
         return hits

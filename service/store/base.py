@@ -106,6 +106,8 @@ class Hit:
     section: str | None = None
     start_utf16: int | None = None
     end_utf16: int | None = None
+    # The chunk's sparse term ids (its stored BM25 vector's indices), when the store returned it.
+    terms: frozenset[int] | None = None
     # Cosine similarity of the chunk to the dense query, when the search had one (any mode).
     similarity: float | None = None
     # The calibrated relevance in [0, 1] the retriever gives it (see service.query.relevance).

@@ -135,12 +135,19 @@ class EdgeStore:
             return []
         flt = edge_filter(scope, filters=filters)
         dense_query = next((leg.dense for leg in legs_in if leg.dense is not None), None)
-        # Hybrid: the dense vectors come back too, for each hit's cosine to the question.
-        with_vector = [base.DENSE_VECTOR] if dense_query is not None and len(legs) > 1 else None
+        # The sparse vectors come back (each hit's terms, for its relevance), and in hybrid
+        # search the dense ones too (each hit's cosine to the question).
+        fused = dense_query is not None and len(legs) > 1
+        with_vector = [base.SPARSE_VECTOR, *([base.DENSE_VECTOR] if fused else [])]
         if len(legs) == 1:
             query, params = legs[0]
             request = qe.QueryRequest(
-                limit=limit, query=query, params=params, filter=flt, with_payload=True
+                limit=limit,
+                query=query,
+                params=params,
+                filter=flt,
+                with_payload=True,
+                with_vector=with_vector,
             )
         else:
             depth = base.prefetch_depth(limit)
@@ -158,8 +165,12 @@ class EdgeStore:
         with self._lock, _engine("search"):
             points = self._shard.query(request)
         hits = [base.hit_from_payload(str(p.id), p.score, p.payload or {}) for p in points]
+        for hit, p in zip(hits, points, strict=True):
+            sparse_vector = _named(p, base.SPARSE_VECTOR)
+            if isinstance(sparse_vector, qe.SparseVector):
+                hit.terms = frozenset(sparse_vector.indices)
         if dense_query is not None:
-            if with_vector is None:  # dense only: the score is the cosine
+            if not fused:  # dense only: the score is the cosine
                 sims: list[float | None] = [h.score for h in hits]
             else:
                 sims = base.cosines(dense_query, [_dense_of(p) for p in points])

@@ -137,10 +137,10 @@ class QdrantStore:
             return []
         flt = qdrant_filter(scope, filters=filters)
         dense_query = next((leg.dense for leg in legs_in if leg.dense is not None), None)
-        # Hybrid: the dense vectors come back too, for each hit's cosine to the question.
-        with_vectors: bool | list[str] = (
-            [base.DENSE_VECTOR] if dense_query is not None and len(legs) > 1 else False
-        )
+        # The sparse vectors come back (each hit's terms, for its relevance), and in hybrid
+        # search the dense ones too (each hit's cosine to the question).
+        fused = dense_query is not None and len(legs) > 1
+        with_vectors = [base.SPARSE_VECTOR, *([base.DENSE_VECTOR] if fused else [])]
         if len(legs) == 1:
             query, using, params = legs[0]
             kwargs: dict[str, Any] = {"query": query, "using": using, "search_params": params}
@@ -165,8 +165,12 @@ class QdrantStore:
             )
         points = response.points
         hits = [base.hit_from_payload(str(p.id), p.score, p.payload or {}) for p in points]
+        for hit, p in zip(hits, points, strict=True):
+            sparse_vector = _named(p, base.SPARSE_VECTOR)
+            if isinstance(sparse_vector, qm.SparseVector):
+                hit.terms = frozenset(sparse_vector.indices)
         if dense_query is not None:
-            if not with_vectors:  # dense only: the score is the cosine
+            if not fused:  # dense only: the score is the cosine
                 sims: list[float | None] = [h.score for h in hits]
             else:
                 sims = base.cosines(dense_query, [_named(p, base.DENSE_VECTOR) for p in points])

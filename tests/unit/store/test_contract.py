@@ -480,3 +480,7 @@ def test_hits_carry_their_cosine_to_the_dense_query(make_store: StoreFactory) ->
     assert fused["no-dense"] is None
     assert dense["same"] == pytest.approx(1.0)
     assert all(h.similarity is None for h in sparse)
+    # Every hit brings its stored terms (for its relevance), in every mode.
+    assert all(h.terms == frozenset({COMMON, 5}) for h in sparse)
+    hybrid = store.search(ACME, sparse=sparse_q, dense=unit(0))
+    assert all(h.terms == frozenset({COMMON, 5}) for h in hybrid)
