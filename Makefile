@@ -75,6 +75,7 @@ eval: $(VENV)/.dev
 	for d in $(EVAL_DATA); do $(PY) -m tests.bench.eval --data $$d $(if $(MODES),--modes $(MODES)) || exit 1; done
 	$(PY) -m tests.bench.abstention --squad ../shared/data/squad2-dev --nfcorpus ../shared/data/nfcorpus
 	$(PY) -m tests.bench.abstention --squad ../shared/data/squad2-dev --nfcorpus ../shared/data/nfcorpus --env CITELINE_EMBEDDING_PROVIDER=local
+	$(PY) -m tests.bench.multilingual
 	$(PY) -m tests.bench.bm25_models $(foreach d,$(EVAL_DATA),--data $(d))
 
 clean:

@@ -6,10 +6,11 @@ words wins, English when none stands out. Every Snowball language of PyStemmer c
 ones with a stopword list below can also be detected.
 
 Chinese, Japanese and Korean are written without spaces between words: a run of their
-characters becomes its overlapping character bigrams ("富士山" -> "富士", "士山"; one lone
-character stays a unigram), as Lucene's CJK analyzer does, after function characters (的, 是,
-は, の ...) are cut out. That needs no dictionary, and a question's bigrams meet the passage's
-whatever the segmentation would have been.
+characters becomes its characters and its overlapping bigrams ("富士山" -> "富", "士", "山",
+"富士", "士山"), as Lucene's CJK analyzer does with unigrams kept, after function characters
+(的, 是, は, の ...) are cut out. That needs no dictionary: a question's bigrams meet the
+passage's whatever the segmentation would have been (the rarer bigrams weigh most), and its
+characters meet a word the passage writes inside a longer one ("长" in "最长").
 """
 
 from __future__ import annotations
@@ -131,6 +132,16 @@ for _lang, _words_of in STOPWORDS.items():
     for _w in _words_of:
         _STOPWORD_OF[_w] = (*_STOPWORD_OF.get(_w, ()), _lang)
 
+# Letters of each detectable language's alphabet that English does not use.
+_LETTERS = {
+    "es": frozenset("ñáéíóúü"),
+    "fr": frozenset("àâçéèêëîïôûùœ"),
+    "de": frozenset("äöüß"),
+    "it": frozenset("àèéìòù"),
+    "pt": frozenset("ãõçáâêéíóú"),
+    "nl": frozenset("ëïé"),
+}
+
 # Chinese (Han), Japanese kana, Korean Hangul: written without spaces.
 _CJK = re.compile(
     r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u3131-\u318e"
@@ -140,7 +151,7 @@ _DETECT_MIN_HITS = 2
 # Function characters of Chinese and Japanese (particles, copulas, question words): a CJK run is
 # cut at them and they are dropped, so "富士山有多高" is searched as "富士山" and "高".
 CJK_STOP_CHARS = frozenset(
-    "的了是在有和吗呢吧啊哪什么怎谁几多与及或也都这那个之其把被就很并而于"
+    "的了是在有和吗呢吧啊哪里什么怎谁几多与及或也都这那个之其把被就很并而于"
     "はがのをにでともへやかねよですます"
 )
 
@@ -176,11 +187,16 @@ def new_stemmer(language: str) -> Stemmer.Stemmer:
 
 def detect(words: list[str]) -> str:
     """The language whose stopwords are most of `words` (lower-cased), English on a tie or
-    when too few are stopwords of any list to tell."""
-    hits = dict.fromkeys(STOPWORDS, 0)
+    when too few are stopwords of any list to tell. A word with a letter of a language's
+    alphabet that English lacks (ñ, é, ß ...) counts half, for questions of few words."""
+    hits = dict.fromkeys(STOPWORDS, 0.0)
     for w in words:
         for lang in _STOPWORD_OF.get(w, ()):
-            hits[lang] += 1
+            hits[lang] += 1.0
+        if not w.isascii():
+            for lang, letters in _LETTERS.items():
+                if not letters.isdisjoint(w):
+                    hits[lang] += 0.5
     best = max(hits, key=lambda lang: (hits[lang], lang == DEFAULT))
     if hits[best] < min(_DETECT_MIN_HITS, max(1, len(words) // 4)) or hits[best] == hits[DEFAULT]:
         return DEFAULT
@@ -192,18 +208,17 @@ def has_cjk(word: str) -> bool:
 
 
 def cjk_pieces(word: str) -> Iterator[tuple[str, bool]]:
-    """The word cut into (piece, is_cjk): CJK runs, split at CJK_STOP_CHARS, become bigrams
-    (a lone character stays a unigram); the rest stays whole."""
+    """The word cut into (piece, is_cjk): CJK runs, split at CJK_STOP_CHARS, become their
+    characters and their bigrams; the rest stays whole."""
     at = 0
     for m in _CJK.finditer(word):
         if m.start() > at:
             yield word[at : m.start()], False
         for run in _split_at_stops(m.group()):
-            if len(run) == 1:
-                yield run, True
-            else:
-                for i in range(len(run) - 1):
-                    yield run[i : i + 2], True
+            for ch in run:
+                yield ch, True
+            for i in range(len(run) - 1):
+                yield run[i : i + 2], True
         at = m.end()
     if at < len(word):
         yield word[at:], False
