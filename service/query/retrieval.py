@@ -13,13 +13,13 @@ from service.embeddings import languages
 from service.embeddings.dense import DenseEmbedder
 from service.embeddings.sparse import Bm25Encoder
 from service.query import relevance
-from service.store.base import Hit, Scope, SparseVector, VectorStore
+from service.store.base import Hit, Scope, SparseVector, VectorStore, idf
 from service.telemetry import logs, metrics, tracing
 from service.tokens import count_tokens
 
-# How long a term's IDF is reused before it is probed again: writes from this or another
-# process change IDF slowly, and relevance only needs it roughly.
-_IDF_TTL_S = 30.0
+# How long a term's IDF (and a scope's chunk count) is reused before it is probed again: writes
+# from this or another process change them slowly, and relevance only needs them roughly.
+_IDF_TTL_S = 300.0
 _IDF_CACHE_LIMIT = 100_000
 
 # Extra hits fetched so that chunks of superseded or deleted versions, which the store may
@@ -139,15 +139,17 @@ class Retriever:
 
 
 class _IdfCache:
-    """The store's IDF per (scope, term), reused for _IDF_TTL_S."""
+    """The store's IDF per (scope, term) and chunk count per scope, reused for _IDF_TTL_S: a
+    probe costs about a search, and a collection's statistics move slowly."""
 
     def __init__(self, store: VectorStore) -> None:
         self.store = store
-        self._known: dict[tuple[Scope, int], tuple[float, float]] = {}
+        self._known: dict[tuple[Scope, int], tuple[float | None, float]] = {}
+        self._counts: dict[Scope, tuple[int, float]] = {}
 
     async def get(self, scope: Scope, terms: Sequence[int]) -> dict[int, float]:
         now = time.monotonic()
-        found: dict[int, float] = {}
+        found: dict[int, float | None] = {}
         for t in terms:
             cached = self._known.get((scope, t))
             if cached is not None and now - cached[1] < _IDF_TTL_S:
@@ -160,4 +162,18 @@ class _IdfCache:
             for t, value in probed.items():
                 self._known[(scope, t)] = (value, now)
             found.update(probed)
-        return found
+        if all(v is not None for v in found.values()):
+            return {t: v for t, v in found.items() if v is not None}
+        # A term no chunk holds weighs the most: the IDF of a document frequency of zero.
+        unseen = idf(await self._count(scope, now), 0)
+        return {t: unseen if v is None else v for t, v in found.items()}
+
+    async def _count(self, scope: Scope, now: float) -> int:
+        cached = self._counts.get(scope)
+        if cached is not None and now - cached[1] < _IDF_TTL_S:
+            return cached[0]
+        count = await asyncio.to_thread(self.store.chunk_count, scope)
+        if len(self._counts) >= _IDF_CACHE_LIMIT:
+            self._counts.clear()
+        self._counts[scope] = (count, now)
+        return count

@@ -135,9 +135,13 @@ class VectorStore(Protocol):
         """Top `limit` chunks; sparse and dense prefetches fused with RRF when both are given."""
         ...
 
-    def term_idf(self, scope: Scope, terms: Sequence[int]) -> dict[int, float]:
+    def term_idf(self, scope: Scope, terms: Sequence[int]) -> dict[int, float | None]:
         """The engine's IDF of each sparse term over the scope's chunks (the weight its BM25
-        scores use); a term no chunk holds gets the IDF of a document frequency of zero."""
+        scores use); None for a term no chunk holds."""
+        ...
+
+    def chunk_count(self, scope: Scope) -> int:
+        """How many chunks the scope holds (BM25's N)."""
         ...
 
     def delete_document(

@@ -178,7 +178,7 @@ class EdgeStore:
                 hit.similarity = sim
         return hits
 
-    def term_idf(self, scope: Scope, terms: Sequence[int]) -> dict[int, float]:
+    def term_idf(self, scope: Scope, terms: Sequence[int]) -> dict[int, float | None]:
         """One-term probes in one batch: IDF = score / the top point's weight for the term."""
         terms = list(dict.fromkeys(terms))
         if not terms:
@@ -197,17 +197,20 @@ class EdgeStore:
         ]
         with self._lock, _engine("search"):
             found = self._shard.query_batch(qe.QueryBatchRequest(probes))
-            chunks = self._shard.count(qe.CountRequest(filter=flt, exact=True))
-        out: dict[int, float] = {}
+        out: dict[int, float | None] = {}
         for term, points in zip(terms, found, strict=True):
             if not points:
-                out[term] = base.idf(chunks, 0)
+                out[term] = None
                 continue
             vector = _named(points[0], base.SPARSE_VECTOR)
             if not isinstance(vector, qe.SparseVector):
                 raise StoreError("the embedded store returned no sparse vector")
             out[term] = base.probed_idf(term, points[0].score, vector.indices, vector.values)
         return out
+
+    def chunk_count(self, scope: Scope) -> int:
+        with self._lock, _engine("count"):
+            return self._shard.count(qe.CountRequest(filter=edge_filter(scope), exact=True))
 
     def delete_document(
         self, scope: Scope, document_id: str, *, keep_version: str | None = None

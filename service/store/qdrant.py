@@ -178,7 +178,7 @@ class QdrantStore:
                 hit.similarity = sim
         return hits
 
-    def term_idf(self, scope: Scope, terms: Sequence[int]) -> dict[int, float]:
+    def term_idf(self, scope: Scope, terms: Sequence[int]) -> dict[int, float | None]:
         """One-term probes in one batch: IDF = score / the top point's weight for the term."""
         terms = list(dict.fromkeys(terms))
         if not terms:
@@ -198,11 +198,10 @@ class QdrantStore:
         ]
         with self._lock():
             found = self._client.query_batch_points(self._name, requests=probes)
-            chunks = self._client.count(self._name, count_filter=flt, exact=True).count
-        out: dict[int, float] = {}
+        out: dict[int, float | None] = {}
         for term, response in zip(terms, found, strict=True):
             if not response.points:
-                out[term] = base.idf(chunks, 0)
+                out[term] = None
                 continue
             point = response.points[0]
             vector = _named(point, base.SPARSE_VECTOR)
@@ -210,6 +209,12 @@ class QdrantStore:
                 raise StoreError("Qdrant returned no sparse vector")
             out[term] = base.probed_idf(term, point.score, vector.indices, vector.values)
         return out
+
+    def chunk_count(self, scope: Scope) -> int:
+        with self._lock():
+            return self._client.count(
+                self._name, count_filter=qdrant_filter(scope), exact=True
+            ).count
 
     def delete_document(
         self, scope: Scope, document_id: str, *, keep_version: str | None = None
