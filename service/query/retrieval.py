@@ -96,8 +96,8 @@ class Retriever:
             if terms:
                 in_chunk = hit.terms
                 if in_chunk is None:  # the store did not return the stored vector
-                    language = languages.of_metadata(hit.metadata)
-                    in_chunk = frozenset(self.sparse.encode_query(hit.text, language).indices)
+                    chunk_language = languages.of_metadata(hit.metadata)
+                    in_chunk = frozenset(self.sparse.encode_query(hit.text, chunk_language).indices)
                 lexical = relevance.lexical(terms, idf, in_chunk)
             hit.relevance = round(relevance.combined(lexical, hit.similarity), 4)
         return hits

@@ -218,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     data = load_dataset(args.data)
     if args.sample and args.sample < len(data.queries):
         picked = random.Random(15).sample(sorted(data.queries), args.sample)
-        data = dataclasses.replace(data, queries={q: data.queries[q] for q in picked})
+        data = dataclasses.replace(
+            data,
+            queries={q: data.queries[q] for q in picked},
+            qrels={q: data.qrels[q] for q in picked if q in data.qrels},
+        )
     log(f"{data.name}: {len(data.corpus)} docs, {len(data.queries)} queries, modes {args.modes}")
     results: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
