@@ -34,6 +34,6 @@ async def get_evaluation(
     evaluation_id: EvaluationId, evaluations: EvaluationsDep, caller: WriteAccess
 ) -> EvaluationOut:
     run = evaluations.get(caller.tenant, evaluation_id)
-    if run is None:
+    if run is None or not caller.can_read(run.collection):  # no existence oracle
         raise NotFound(f"no evaluation {evaluation_id!r}")
     return run
