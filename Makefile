@@ -67,8 +67,16 @@ bench-queue: $(VENV)/.dev
 bench-files: $(VENV)/.dev
 	$(PY) -m tests.bench.files --pdf $(PDF)
 
+# Retrieval quality beside bm25s on every BEIR folder, then the abstention protocol (both
+# through the service: /v1/search and POST /v1/evaluations), then our BM25 encoder against
+# qdrant-edge's native one.
+EVAL_DATA ?= ../shared/data/squad2-dev ../shared/data/nfcorpus
 eval: $(VENV)/.dev
-	$(PY) -m tests.bench.eval --data $(DATA) $(if $(MODES),--modes $(MODES))
+	for d in $(EVAL_DATA); do $(PY) -m tests.bench.eval --data $$d $(if $(MODES),--modes $(MODES)) || exit 1; done
+	$(PY) -m tests.bench.abstention --squad ../shared/data/squad2-dev --nfcorpus ../shared/data/nfcorpus
+	$(PY) -m tests.bench.abstention --squad ../shared/data/squad2-dev --nfcorpus ../shared/data/nfcorpus --env CITELINE_EMBEDDING_PROVIDER=local
+	$(PY) -m tests.bench.multilingual
+	$(PY) -m tests.bench.bm25_models $(foreach d,$(EVAL_DATA),--data $(d))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

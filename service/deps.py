@@ -25,6 +25,7 @@ from service.catalog.base import JobRegistry
 from service.config import Settings
 from service.documents import Documents
 from service.errors import Forbidden, Unauthorized
+from service.evaluation.jobs import Evaluations
 from service.jobs.base import JobQueue
 from service.pricing import Pricing
 from service.query.ask import Asker
@@ -41,6 +42,7 @@ from service.telemetry import logs
 __all__ = [
     "DEFAULT_TENANT",
     "AdminAccess",
+    "EvaluationsDep",
     "PrincipalDep",
     "ReadAccess",
     "TenantDep",
@@ -113,6 +115,10 @@ async def get_streams(request: Request) -> StreamSlots:
 
 async def get_usage(request: Request) -> UsageLedger:
     return _runtime(request).usage
+
+
+async def get_evaluations(request: Request) -> Evaluations:
+    return _runtime(request).evaluations
 
 
 async def get_principal(request: Request) -> Principal:
@@ -226,6 +232,7 @@ StreamsDep = Annotated[StreamSlots, Depends(get_streams)]
 UsageDep = Annotated[UsageLedger, Depends(get_usage)]
 TenantDep = Annotated[str, Depends(get_tenant)]
 StoreDep = Annotated[VectorStore, Depends(get_store)]
+EvaluationsDep = Annotated[Evaluations, Depends(get_evaluations)]
 ReadAccess = Annotated[Principal, Depends(require_read)]
 WriteAccess = Annotated[Principal, Depends(require_write)]
 AdminAccess = Annotated[Principal, Depends(require_admin)]

@@ -51,7 +51,7 @@ def _passage(r: SearchResult) -> dict[str, Any]:
         "section": r.section,
         "start": r.start,
         "end": r.end,
-        "relevance": round(r.score, 4),
+        "relevance": r.relevance,
         "text": r.text,
     }
 

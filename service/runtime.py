@@ -20,12 +20,15 @@ from service.clients import build_dense, build_sparse, build_store, embedding_ve
 from service.config import Settings
 from service.documents import Documents
 from service.embeddings.dense import DenseEmbedder
+from service.embeddings.sparse import K1, B
+from service.evaluation.jobs import Evaluations
 from service.files import FileStore
 from service.jobs.base import JobQueue
 from service.jobs.setup import open_jobs
 from service.llm.base import LLM
 from service.llm.factory import build_llm
 from service.pricing import Pricing
+from service.query import relevance
 from service.query.answering import Answerer
 from service.query.ask import Asker
 from service.query.extractive import EXTRACTIVE_MODEL, ExtractiveAnswerer
@@ -35,7 +38,7 @@ from service.quotas.metering import Metering
 from service.quotas.rates import RateLimits
 from service.quotas.streams import StreamSlots
 from service.quotas.usage import RedisUsage, SqliteUsage, UsageBackend, UsageLedger
-from service.store.base import VectorStore
+from service.store.base import RRF_K, RRF_WEIGHTS, VectorStore
 from service.store.maintenance import Maintenance
 from service.streams.resume import Runs, build_runs
 from service.telemetry.llm import LLMTelemetry
@@ -82,6 +85,19 @@ def build_pricing(settings: Settings) -> Pricing:
     )
 
 
+def evaluation_settings(settings: Settings, answer_model: str) -> dict[str, object]:
+    """What an evaluation run records about the retrieval and answers that produced it."""
+    return {
+        "retrieval": "hybrid" if settings.embedding_provider != "none" else "bm25",
+        "embedding_model": settings.embedding_model,
+        "bm25": {"k1": K1, "b": B, "avg_len": settings.bm25_avg_len},
+        "rrf": {"k": RRF_K, "weights": list(RRF_WEIGHTS)},
+        "dense_relevance": {"floor": relevance.DENSE_FLOOR, "ceiling": relevance.DENSE_CEILING},
+        "answer_model": answer_model,
+        "chunk_tokens": [settings.max_chunk_size_tokens, settings.chunk_overlap_tokens],
+    }
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -94,6 +110,7 @@ class Runtime:
     documents: Documents
     pricing: Pricing
     runs: Runs
+    evaluations: Evaluations
     llm: LLM | None
     auth: Authenticator
     limits: RateLimits
@@ -117,9 +134,7 @@ class Runtime:
             if llm is not None
             else ExtractiveAnswerer(sparse, max_tokens=settings.answer_max_tokens)
         )
-        retriever = Retriever(
-            store, sparse, dense, registry, settings.min_relevance, settings.min_dense_similarity
-        )
+        retriever = Retriever(store, sparse, dense, registry, settings.min_relevance)
         pricing = build_pricing(settings)
         asker = Asker(
             retriever,
@@ -149,6 +164,7 @@ class Runtime:
             documents=documents,
             pricing=pricing,
             runs=build_runs(settings),
+            evaluations=Evaluations(asker, evaluation_settings(settings, answerer.model)),
             llm=llm,
             auth=auth,
             limits=limits,
@@ -169,6 +185,7 @@ class Runtime:
 
     async def close(self, wait_s: float | None = None) -> None:
         """Close everything; running jobs get `wait_s` to finish (None: the queue's default)."""
+        await self.evaluations.close()
         await self.runs.close()
         await self.maintenance.close()
         await self.usage.close()

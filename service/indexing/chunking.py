@@ -62,6 +62,10 @@ class Chunk:
     page_end: int | None = None
     page_label: str | None = None
     section: str | None = None
+    # The same span in UTF-16 code units (JavaScript's String indices), set by
+    # `structure.chunk_document`.
+    start_utf16: int | None = None
+    end_utf16: int | None = None
 
 
 def chunk_text(text: str, max_tokens: int = 512, overlap_tokens: int = 64) -> list[Chunk]:

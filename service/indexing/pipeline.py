@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from service.catalog.base import JobRegistry, RegistryUnavailable
 from service.catalog.rows import JobRow
 from service.config import Settings
+from service.embeddings import languages
 from service.embeddings.dense import DenseEmbedder
 from service.embeddings.sparse import Bm25Encoder
 from service.files import FileStore
@@ -188,7 +189,8 @@ class Pipeline:
                 if embedded is None:
                     continue
                 dense = embedded
-            sparse = await asyncio.to_thread(self.sparse.encode_documents, _contexts(batch))
+            langs = [languages.of_metadata(j.row.metadata) for j, _ in batch.items]
+            sparse = await asyncio.to_thread(self.sparse.encode_documents, _contexts(batch), langs)
             metrics.INGEST_STAGE.labels("embed").observe(time.perf_counter() - started)
             batch.points = [
                 ChunkPoint(
@@ -198,6 +200,8 @@ class Pipeline:
                     text=c.text,
                     start=c.start,
                     end=c.end,
+                    start_utf16=c.start_utf16,
+                    end_utf16=c.end_utf16,
                     sparse=s,
                     title=j.title,
                     source=j.row.source,

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from service.indexing.chunking import Chunk, chunk_text
+from service.utf16 import utf16_len
 
 PATH_SEPARATOR = " › "
 MAX_SECTION_CHARS = 500
@@ -41,7 +42,20 @@ def chunk_document(text: str, layout: Layout, max_tokens: int, overlap_tokens: i
             )  # fmt: skip
     if layout.page_starts:
         chunks = [_paged(c, layout) for c in chunks]
-    return chunks
+    return with_utf16(text, chunks)
+
+
+def with_utf16(text: str, chunks: list[Chunk]) -> list[Chunk]:
+    """`chunks` with their spans also counted in UTF-16 code units, in one pass over `text`."""
+    offsets: dict[int, int] = {}
+    done_at, units = 0, 0
+    for at in sorted({p for c in chunks for p in (c.start, c.end)}):
+        units += utf16_len(text[done_at:at])
+        offsets[at], done_at = units, at
+    return [
+        dataclasses.replace(c, start_utf16=offsets[c.start], end_utf16=offsets[c.end])
+        for c in chunks
+    ]
 
 
 def _paged(chunk: Chunk, layout: Layout) -> Chunk:

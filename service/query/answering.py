@@ -73,7 +73,9 @@ def to_sources(hits: Sequence[Hit]) -> list[Source]:
     return [
         Source(
             n=n, document_id=h.document_id, chunk_id=h.chunk_id, title=h.title,
-            source=h.source, text=h.text, start=h.start, end=h.end, score=h.score,
+            source=h.source, text=h.text, start=h.start, end=h.end, start_utf16=h.start_utf16,
+            end_utf16=h.end_utf16, score=h.score,
+            relevance=h.relevance or 0.0,
             metadata=h.metadata, cited=False, page=h.page, page_end=h.page_end,
             page_label=h.page_label, section=h.section,
         )

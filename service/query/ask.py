@@ -40,6 +40,8 @@ class Asker:
         max_results: int | None = None,
         filters: Filter | None = None,
         history: Sequence[Turn] = (),
+        min_relevance: float | None = None,
+        language: str | None = None,
     ) -> AsyncIterator[AnswerEvent]:
         """Retrieve, then return the answer run's events; retrieval errors raise before any.
 
@@ -52,7 +54,9 @@ class Asker:
         if self.retriever.dense is not None:
             meter.embedding_tokens += count_tokens(search_for)
         limit = max_results or self.default_max_results
-        hits = await self.retriever.relevant(scope, search_for, limit, filters)
+        hits = await self.retriever.relevant(
+            scope, search_for, limit, filters, min_relevance, language
+        )
         return answer_events(
             question, hits, self.answerer, started=started, meter=meter, cost=self._cost,
             history=history,

@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from service.utf16 import utf16_len
+
 __all__ = ["Citation", "CitationFilter", "defuse_markers", "filter_citations"]
 
 # Spaces before the marker belong to it: they go when the marker goes.
@@ -42,11 +44,14 @@ def defuse_markers(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Citation:
-    """Marker `[n]` at `answer[start:end]` of the emitted answer."""
+    """Marker `[n]` at `answer[start:end]` of the emitted answer (code points), which is
+    `[start_utf16:end_utf16]` in UTF-16 code units (JavaScript's string indices)."""
 
     n: int
     start: int
     end: int
+    start_utf16: int
+    end_utf16: int
 
 
 class CitationFilter:
@@ -58,6 +63,7 @@ class CitationFilter:
         self.spans: list[Citation] = []
         self._pending = ""
         self._emitted = 0  # characters emitted so far
+        self._emitted_utf16 = 0  # the same in UTF-16 code units
 
     @property
     def emitted_chars(self) -> int:
@@ -78,29 +84,31 @@ class CitationFilter:
 
     def _rewrite(self, text: str) -> str:
         out: list[str] = []
-        length = self._emitted
         last = 0
         for match in _MARKER.finditer(text):
-            out.append(text[last : match.start()])
-            length += match.start() - last
+            self._emit(out, text[last : match.start()])
             last = match.end()
             numbers = [int(x) for x in match.group(2).split(",")]
             kept = [n for n in dict.fromkeys(numbers) if n in self.valid]
             if not kept:
                 continue
-            out.append(match.group(1))
-            length += len(match.group(1))
+            self._emit(out, match.group(1))
             for n in kept:
                 marker = f"[{n}]"
-                self.spans.append(Citation(n, length, length + len(marker)))
+                start, start_utf16 = self._emitted, self._emitted_utf16
+                self._emit(out, marker)
+                self.spans.append(
+                    Citation(n, start, self._emitted, start_utf16, self._emitted_utf16)
+                )
                 if n not in self.cited:
                     self.cited.append(n)
-                out.append(marker)
-                length += len(marker)
-        out.append(text[last:])
-        length += len(text) - last
-        self._emitted = length
+        self._emit(out, text[last:])
         return "".join(out)
+
+    def _emit(self, out: list[str], piece: str) -> None:
+        out.append(piece)
+        self._emitted += len(piece)
+        self._emitted_utf16 += utf16_len(piece)
 
 
 def filter_citations(answer: str, valid: Iterable[int]) -> tuple[str, CitationFilter]:

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import re
+import math
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from schemas.query import Source
+from service.embeddings import languages
 from service.embeddings.sparse import Bm25Encoder
 from service.llm.base import TurnLike, Usage
 from service.query.answering import AnswerPlan
 from service.query.citations import defuse_markers
+from service.query.sentences import split
 from service.tokens import count_tokens
 
 EXTRACTIVE_MODEL = "extractive"
-
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,7 @@ class _Sentence:
     n: int
     position: int
     text: str
-    overlap: int
+    overlap: float
 
 
 class ExtractiveAnswerer:
@@ -37,16 +38,29 @@ class ExtractiveAnswerer:
         self.max_sentences = max_sentences
 
     def compose(self, question: str, sources: Sequence[Source]) -> list[str]:
-        """The answer as pieces: each chosen sentence followed by its source's marker."""
+        """The answer as pieces: each chosen sentence followed by its source's marker.
+
+        Sentences rank by the question terms they share, each weighed by how few of the
+        candidate sentences hold it (a term every sentence has tells them apart least), times
+        their passage's relevance.
+        """
         wanted = set(self.encoder.encode_query(question).indices)
-        candidates: list[_Sentence] = []
+        found: list[tuple[Source, int, str, set[int]]] = []
         for src in sources:
-            for pos, m in enumerate(_SENTENCE.finditer(src.text)):
-                text = " ".join(m.group().split())
-                if len(text) < 3:
-                    continue
-                terms = set(self.encoder.encode_query(text).indices)
-                candidates.append(_Sentence(src.n, pos, text, len(terms & wanted)))
+            # The passage's language, as it was indexed: a short sentence is too little to tell.
+            lang = languages.of_metadata(src.metadata) or self.encoder.language_of(src.text)
+            for pos, piece in enumerate(split(src.text)):
+                text = " ".join(piece.split())
+                if len(text) >= 3:
+                    terms = set(self.encoder.encode_query(text, lang).indices) & wanted
+                    found.append((src, pos, text, terms))
+        holding = Counter(t for *_, terms in found for t in terms)
+        weight = {t: math.log(1.0 + len(found) / n) for t, n in holding.items()}
+        # A sentence of a more relevant passage wins a tie of shared terms, and more.
+        candidates = [
+            _Sentence(src.n, pos, text, src.relevance * sum(weight[t] for t in terms))
+            for src, pos, text, terms in found
+        ]
         ranked = sorted(candidates, key=lambda s: (-s.overlap, s.n, s.position))
         chosen: list[_Sentence] = []
         budget = self.max_tokens

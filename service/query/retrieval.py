@@ -9,11 +9,18 @@ from contextlib import asynccontextmanager
 
 from schemas.filters import Filter
 from service.catalog.base import JobRegistry
+from service.embeddings import languages
 from service.embeddings.dense import DenseEmbedder
 from service.embeddings.sparse import Bm25Encoder
-from service.store.base import Hit, Scope, SparseVector, VectorStore
+from service.query import relevance
+from service.store.base import Hit, Scope, SparseVector, VectorStore, idf
 from service.telemetry import logs, metrics, tracing
 from service.tokens import count_tokens
+
+# How long a term's IDF (and a scope's chunk count) is reused before it is probed again: writes
+# from this or another process change them slowly, and relevance only needs them roughly.
+_IDF_TTL_S = 300.0
+_IDF_CACHE_LIMIT = 100_000
 
 # Extra hits fetched so that chunks of superseded or deleted versions, which the store may
 # still hold for a moment, can be dropped without returning fewer results than asked.
@@ -27,12 +34,11 @@ class Retriever:
         sparse: Bm25Encoder,
         dense: DenseEmbedder | None,
         registry: JobRegistry,
-        min_relevance: float,
-        min_dense_similarity: float,
+        min_relevance: float = relevance.DEFAULT_MIN_RELEVANCE,
     ) -> None:
         self.store, self.sparse, self.dense, self.registry = store, sparse, dense, registry
         self.min_relevance = min_relevance
-        self.min_dense_similarity = min_dense_similarity
+        self._idf = _IdfCache(store)
 
     @asynccontextmanager
     async def _observed(self, scope: Scope, limit: int) -> AsyncIterator[None]:
@@ -46,55 +52,66 @@ class Retriever:
         metrics.RETRIEVAL.labels(mode).observe(time.perf_counter() - started)
 
     async def search(
-        self, scope: Scope, query: str, limit: int, filters: Filter | None = None
+        self,
+        scope: Scope,
+        query: str,
+        limit: int,
+        filters: Filter | None = None,
+        min_relevance: float | None = None,
+        language: str | None = None,
     ) -> list[Hit]:
+        """The best `limit` hits, each with its relevance; those under `min_relevance` (when
+        given) dropped. `language`: the query's (None: detected)."""
         async with self._observed(scope, limit):
-            sparse, dense = await self._vectors(query)
-            return await self._search(scope, sparse, dense, limit, filters)
+            hits = await self._scored(scope, query, limit, filters, language)
+        if min_relevance is None:
+            return hits
+        return [h for h in hits if (h.relevance or 0.0) >= min_relevance]
 
     async def relevant(
-        self, scope: Scope, question: str, limit: int, filters: Filter | None = None
+        self,
+        scope: Scope,
+        question: str,
+        limit: int,
+        filters: Filter | None = None,
+        min_relevance: float | None = None,
+        language: str | None = None,
     ) -> list[Hit]:
-        """The hits good enough to answer from; empty when nothing clears the thresholds."""
-        async with self._observed(scope, limit):
-            return await self._relevant_hits(scope, question, limit, filters)
+        """The hits good enough to answer from (relevance at least `min_relevance`, else the
+        configured default); empty when none is."""
+        floor = self.min_relevance if min_relevance is None else min_relevance
+        return await self.search(scope, question, limit, filters, floor, language)
 
-    async def _relevant_hits(
-        self, scope: Scope, question: str, limit: int, filters: Filter | None
+    async def _scored(
+        self, scope: Scope, query: str, limit: int, filters: Filter | None, language: str | None
     ) -> list[Hit]:
-        sparse, dense = await self._vectors(question)
+        sparse, dense = await self._vectors(query, language)
         hits = await self._search(scope, sparse, dense, limit, filters)
-        if dense is None:
-            return [h for h in hits if self._relevant(h, sparse)]
         if not hits:
-            return []
-        # Fused (RRF) scores are ranks, not relevance: ask each leg for its own best score.
-        if sparse.indices:
-            best = await self._search(scope, sparse, None, 1, filters)
-            if best and best[0].score >= self.min_relevance:
-                return hits
-        best = await self._search(scope, None, dense, 1, filters)
-        return hits if best and best[0].score >= self.min_dense_similarity else []
+            return hits
+        terms = sparse.indices
+        idf = await self._idf.get(scope, terms) if terms else {}
+        for hit in hits:
+            lexical = None
+            if terms:
+                in_chunk = hit.terms
+                if in_chunk is None:  # the store did not return the stored vector
+                    chunk_language = languages.of_metadata(hit.metadata)
+                    in_chunk = frozenset(self.sparse.encode_query(hit.text, chunk_language).indices)
+                lexical = relevance.lexical(terms, idf, in_chunk)
+            hit.relevance = round(relevance.combined(lexical, hit.similarity), 4)
+        return hits
 
-    def _relevant(self, hit: Hit, query: SparseVector) -> bool:
-        """A BM25 score over the threshold, or half the question's terms present.
-
-        IDF shrinks with the collection: in a collection of a few documents even a perfect match
-        scores under any fixed threshold, so term coverage decides there.
-        """
-        if hit.score >= self.min_relevance:
-            return True
-        found = set(query.indices) & set(self.sparse.encode_query(hit.text).indices)
-        return 2 * len(found) >= len(query.indices)
-
-    async def _vectors(self, query: str) -> tuple[SparseVector, Sequence[float] | None]:
+    async def _vectors(
+        self, query: str, language: str | None = None
+    ) -> tuple[SparseVector, Sequence[float] | None]:
         dense = None
         if self.dense is not None:
             tokens = count_tokens(query)
             with tracing.embedding_span(self.dense, tokens):
                 dense = await self.dense.embed_query(query)
             metrics.EMBEDDING_TOKENS.labels(self.dense.model, "query").inc(tokens)
-        return self.sparse.encode_query(query), dense
+        return self.sparse.encode_query(query, language), dense
 
     async def _search(
         self,
@@ -119,3 +136,44 @@ class Retriever:
     async def _live(self, scope: Scope, hits: list[Hit]) -> list[Hit]:
         active = await self.registry.active_versions(scope, [h.document_id for h in hits])
         return [h for h in hits if active.get(h.document_id) == h.version]
+
+
+class _IdfCache:
+    """The store's IDF per (scope, term) and chunk count per scope, reused for _IDF_TTL_S: a
+    probe costs about a search, and a collection's statistics move slowly."""
+
+    def __init__(self, store: VectorStore) -> None:
+        self.store = store
+        self._known: dict[tuple[Scope, int], tuple[float | None, float]] = {}
+        self._counts: dict[Scope, tuple[int, float]] = {}
+
+    async def get(self, scope: Scope, terms: Sequence[int]) -> dict[int, float]:
+        now = time.monotonic()
+        found: dict[int, float | None] = {}
+        for t in terms:
+            cached = self._known.get((scope, t))
+            if cached is not None and now - cached[1] < _IDF_TTL_S:
+                found[t] = cached[0]
+        missing = [t for t in terms if t not in found]
+        if missing:
+            probed = await asyncio.to_thread(self.store.term_idf, scope, missing)
+            if len(self._known) + len(probed) > _IDF_CACHE_LIMIT:
+                self._known.clear()
+            for t, value in probed.items():
+                self._known[(scope, t)] = (value, now)
+            found.update(probed)
+        if all(v is not None for v in found.values()):
+            return {t: v for t, v in found.items() if v is not None}
+        # A term no chunk holds weighs the most: the IDF of a document frequency of zero.
+        unseen = idf(await self._count(scope, now), 0)
+        return {t: unseen if v is None else v for t, v in found.items()}
+
+    async def _count(self, scope: Scope, now: float) -> int:
+        cached = self._counts.get(scope)
+        if cached is not None and now - cached[1] < _IDF_TTL_S:
+            return cached[0]
+        count = await asyncio.to_thread(self.store.chunk_count, scope)
+        if len(self._counts) >= _IDF_CACHE_LIMIT:
+            self._counts.clear()
+        self._counts[scope] = (count, now)
+        return count

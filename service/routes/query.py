@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
@@ -18,6 +19,7 @@ from schemas.query import (
 )
 from service.auth.principal import Principal
 from service.deps import AskerDep, MeteringDep, ReadAccess, RetrieverDep, SettingsDep, StreamsDep
+from service.embeddings import languages
 from service.errors import ServiceError, problem_responses
 from service.query.ask import Asker
 from service.query.events import (
@@ -47,7 +49,10 @@ def search_result(hit: Hit) -> SearchResult:
         text=hit.text,
         start=hit.start,
         end=hit.end,
+        start_utf16=hit.start_utf16,
+        end_utf16=hit.end_utf16,
         score=hit.score,
+        relevance=hit.relevance or 0.0,
         metadata=hit.metadata,
         page=hit.page,
         page_end=hit.page_end,
@@ -59,10 +64,21 @@ def search_result(hit: Hit) -> SearchResult:
 ANSWER_ERRORS = problem_responses(413, 502, 503, 504)
 
 
+def check_language(language: str | None) -> str | None:
+    """The request's language, or a 422 naming the known ones."""
+    if language is None or language.lower() in languages.LANGUAGES:
+        return language
+    known = ", ".join(sorted(languages.SNOWBALL))
+    raise ServiceError(f"unknown language {language!r}; known: {known}", status=422)
+
+
 @router.post("/search", response_model=SearchOut, responses=problem_responses(502, 503))
 async def search(body: SearchIn, retriever: RetrieverDep, caller: ReadAccess) -> SearchOut:
+    scope = caller.scope_of(body.collection)
+    floor = body.relevance_floor()
+    language = check_language(body.language)
     hits = await retriever.search(
-        caller.scope_of(body.collection), body.query, body.max_results, body.filters
+        scope, body.query, body.max_results, body.filters, floor, language
     )
     return SearchOut(results=[search_result(h) for h in hits])
 
@@ -87,7 +103,7 @@ async def collect_answer(events: AsyncIterator[AnswerEvent]) -> QueryOut:
                 return QueryOut(
                     answer=event.answer,
                     sources=[s.model_copy(update={"cited": s.n in cited}) for s in sources],
-                    citations=[CitationSpan(n=c.n, start=c.start, end=c.end) for c in spans],
+                    citations=[CitationSpan(**dataclasses.asdict(c)) for c in spans],
                     usage=usage_out(usage),
                     tokens_used=event.tokens_used,
                     latency_ms=round(event.latency_ms, 2),
@@ -104,7 +120,13 @@ async def answer_events(
     scope = caller.scope_of(body.collection)
     await metering.check(caller.tenant)
     events = await asker.ask(
-        scope, body.question, body.max_results, body.filters, history=body.history
+        scope,
+        body.question,
+        body.max_results,
+        body.filters,
+        history=body.history,
+        min_relevance=body.min_relevance,
+        language=check_language(body.language) if isinstance(body, QueryIn) else None,
     )
     return metering.metered(events, caller.tenant)
 

@@ -6,11 +6,14 @@ unreachable server, a timeout); input it cannot take (a malformed vector) is a V
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from schemas.filters import Filter
 
@@ -74,10 +77,12 @@ class ChunkPoint:
     page_end: int | None = None  # the last page, when it spans pages
     page_label: str | None = None  # the printed label of `page`, where the file has them
     section: str | None = None  # heading path, e.g. "5. Basics › 5.6 debian/rules"
+    start_utf16: int | None = None  # the span in UTF-16 code units (JavaScript indices)
+    end_utf16: int | None = None
 
 
-# Where a chunk stands in its file: stored only when set, returned on every hit.
-PLACE_FIELDS = ("page", "page_end", "page_label", "section")
+# Where a chunk stands in its file, and its span in UTF-16 units: stored only when set.
+PLACE_FIELDS = ("page", "page_end", "page_label", "section", "start_utf16", "end_utf16")
 
 
 @dataclass(slots=True)
@@ -99,6 +104,14 @@ class Hit:
     page_end: int | None = None
     page_label: str | None = None
     section: str | None = None
+    start_utf16: int | None = None
+    end_utf16: int | None = None
+    # The chunk's sparse term ids (its stored BM25 vector's indices), when the store returned it.
+    terms: frozenset[int] | None = None
+    # Cosine similarity of the chunk to the dense query, when the search had one (any mode).
+    similarity: float | None = None
+    # The calibrated relevance in [0, 1] the retriever gives it (see service.query.relevance).
+    relevance: float | None = None
 
 
 class VectorStore(Protocol):
@@ -120,6 +133,15 @@ class VectorStore(Protocol):
         filters: Filter | None = None,
     ) -> list[Hit]:
         """Top `limit` chunks; sparse and dense prefetches fused with RRF when both are given."""
+        ...
+
+    def term_idf(self, scope: Scope, terms: Sequence[int]) -> dict[int, float | None]:
+        """The engine's IDF of each sparse term over the scope's chunks (the weight its BM25
+        scores use); None for a term no chunk holds."""
+        ...
+
+    def chunk_count(self, scope: Scope) -> int:
+        """How many chunks the scope holds (BM25's N)."""
         ...
 
     def delete_document(
@@ -178,6 +200,38 @@ def chunk_payload(scope: Scope, point: ChunkPoint) -> dict[str, Any]:
     }
 
 
+def idf(chunks: int, with_term: int) -> float:
+    """BM25's IDF as Qdrant's IDF modifier computes it: ln(1 + (N - n + 0.5) / (n + 0.5))."""
+    return math.log(1.0 + (chunks - with_term + 0.5) / (with_term + 0.5))
+
+
+def probed_idf(term: int, score: float, indices: Sequence[int], values: Sequence[float]) -> float:
+    """A term's IDF from a one-term probe (query weight 1.0): the engine scored the point
+    idf * weight, and the point's stored sparse vector (`indices`, `values`) holds the weight."""
+    weight = dict(zip(indices, values, strict=True)).get(term, 0.0)
+    if weight <= 0:
+        raise ValueError(f"the probed point does not hold term {term}")
+    return score / weight
+
+
+def cosines(
+    query: Sequence[float], vectors: Sequence[Sequence[float] | None]
+) -> list[float | None]:
+    """Cosine similarity of `query` to each of `vectors` (None for a missing vector, 0 for an
+    all-zero one)."""
+    q = np.asarray(query, dtype=np.float64)
+    q_norm = float(np.linalg.norm(q))
+    out: list[float | None] = []
+    for v in vectors:
+        if v is None:
+            out.append(None)
+            continue
+        m = np.asarray(v, dtype=np.float64)
+        norm = float(np.linalg.norm(m)) * q_norm
+        out.append(float(m @ q) / norm if norm > 0 else 0.0)
+    return out
+
+
 def hit_from_payload(chunk_id: str, score: float, payload: dict[str, Any]) -> Hit:
     """A `Hit` from a stored payload (see `chunk_payload`)."""
     return Hit(
@@ -196,6 +250,8 @@ def hit_from_payload(chunk_id: str, score: float, payload: dict[str, Any]) -> Hi
         page_end=payload.get("page_end"),
         page_label=payload.get("page_label"),
         section=payload.get("section"),
+        start_utf16=payload.get("start_utf16"),
+        end_utf16=payload.get("end_utf16"),
     )
 
 

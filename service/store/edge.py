@@ -129,14 +129,25 @@ class EdgeStore:
         filters: Filter | None = None,
     ) -> list[Hit]:
         """Top `limit` chunks; sparse and dense prefetches fused with RRF when both are given."""
-        legs = [self._leg(scope, leg) for leg in base.search_legs(sparse, dense, self._dense_dim)]
+        legs_in = base.search_legs(sparse, dense, self._dense_dim)
+        legs = [self._leg(scope, leg) for leg in legs_in]
         if limit <= 0 or not legs:
             return []
         flt = edge_filter(scope, filters=filters)
+        dense_query = next((leg.dense for leg in legs_in if leg.dense is not None), None)
+        # The sparse vectors come back (each hit's terms, for its relevance), and in hybrid
+        # search the dense ones too (each hit's cosine to the question).
+        fused = dense_query is not None and len(legs) > 1
+        with_vector = [base.SPARSE_VECTOR, *([base.DENSE_VECTOR] if fused else [])]
         if len(legs) == 1:
             query, params = legs[0]
             request = qe.QueryRequest(
-                limit=limit, query=query, params=params, filter=flt, with_payload=True
+                limit=limit,
+                query=query,
+                params=params,
+                filter=flt,
+                with_payload=True,
+                with_vector=with_vector,
             )
         else:
             depth = base.prefetch_depth(limit)
@@ -149,10 +160,57 @@ class EdgeStore:
                 query=_RRF,
                 filter=flt,
                 with_payload=True,
+                with_vector=with_vector,
             )
         with self._lock, _engine("search"):
             points = self._shard.query(request)
-        return [base.hit_from_payload(str(p.id), p.score, p.payload or {}) for p in points]
+        hits = [base.hit_from_payload(str(p.id), p.score, p.payload or {}) for p in points]
+        for hit, p in zip(hits, points, strict=True):
+            sparse_vector = _named(p, base.SPARSE_VECTOR)
+            if isinstance(sparse_vector, qe.SparseVector):
+                hit.terms = frozenset(sparse_vector.indices)
+        if dense_query is not None:
+            if not fused:  # dense only: the score is the cosine
+                sims: list[float | None] = [h.score for h in hits]
+            else:
+                sims = base.cosines(dense_query, [_dense_of(p) for p in points])
+            for hit, sim in zip(hits, sims, strict=True):
+                hit.similarity = sim
+        return hits
+
+    def term_idf(self, scope: Scope, terms: Sequence[int]) -> dict[int, float | None]:
+        """One-term probes in one batch: IDF = score / the top point's weight for the term."""
+        terms = list(dict.fromkeys(terms))
+        if not terms:
+            return {}
+        flt = edge_filter(scope)
+        params = qe.SearchParams(idf=qe.IdfParams(corpus=flt))
+        probes = [
+            qe.QueryRequest(
+                limit=1,
+                query=qe.Query.Nearest(qe.SparseVector([t], [1.0]), using=base.SPARSE_VECTOR),
+                params=params,
+                filter=flt,
+                with_vector=[base.SPARSE_VECTOR],
+            )
+            for t in terms
+        ]
+        with self._lock, _engine("search"):
+            found = self._shard.query_batch(qe.QueryBatchRequest(probes))
+        out: dict[int, float | None] = {}
+        for term, points in zip(terms, found, strict=True):
+            if not points:
+                out[term] = None
+                continue
+            vector = _named(points[0], base.SPARSE_VECTOR)
+            if not isinstance(vector, qe.SparseVector):
+                raise StoreError("the embedded store returned no sparse vector")
+            out[term] = base.probed_idf(term, points[0].score, vector.indices, vector.values)
+        return out
+
+    def chunk_count(self, scope: Scope) -> int:
+        with self._lock, _engine("count"):
+            return self._shard.count(qe.CountRequest(filter=edge_filter(scope), exact=True))
 
     def delete_document(
         self, scope: Scope, document_id: str, *, keep_version: str | None = None
@@ -341,6 +399,16 @@ class EdgeStore:
         # this one's rankings (nor leak through its scores).
         idf = qe.IdfParams(corpus=edge_filter(scope))
         return qe.Query.Nearest(vector, using=leg.using), qe.SearchParams(idf=idf)
+
+
+def _named(point: qe.ScoredPoint, name: str) -> Any:
+    """The point's vector `name`, None when it has none (a chunk stored without one)."""
+    vectors = point.vector
+    return vectors.get(name) if isinstance(vectors, dict) else None
+
+
+def _dense_of(point: qe.ScoredPoint) -> list[float] | None:
+    return cast(list[float] | None, _named(point, base.DENSE_VECTOR))
 
 
 def _index_fields(shard: qe.EdgeShard) -> None:

@@ -131,10 +131,16 @@ class QdrantStore:
         filters: Filter | None = None,
     ) -> list[Hit]:
         """Top `limit` chunks; sparse and dense prefetches fused with RRF when both are given."""
-        legs = [self._leg(scope, leg) for leg in base.search_legs(sparse, dense, self._dense_dim)]
+        legs_in = base.search_legs(sparse, dense, self._dense_dim)
+        legs = [self._leg(scope, leg) for leg in legs_in]
         if limit <= 0 or not legs:
             return []
         flt = qdrant_filter(scope, filters=filters)
+        dense_query = next((leg.dense for leg in legs_in if leg.dense is not None), None)
+        # The sparse vectors come back (each hit's terms, for its relevance), and in hybrid
+        # search the dense ones too (each hit's cosine to the question).
+        fused = dense_query is not None and len(legs) > 1
+        with_vectors = [base.SPARSE_VECTOR, *([base.DENSE_VECTOR] if fused else [])]
         if len(legs) == 1:
             query, using, params = legs[0]
             kwargs: dict[str, Any] = {"query": query, "using": using, "search_params": params}
@@ -150,9 +156,65 @@ class QdrantStore:
             }
         with self._lock():
             response = self._client.query_points(
-                self._name, query_filter=flt, limit=limit, with_payload=True, **kwargs
+                self._name,
+                query_filter=flt,
+                limit=limit,
+                with_payload=True,
+                with_vectors=with_vectors,
+                **kwargs,
             )
-        return [base.hit_from_payload(str(p.id), p.score, p.payload or {}) for p in response.points]
+        points = response.points
+        hits = [base.hit_from_payload(str(p.id), p.score, p.payload or {}) for p in points]
+        for hit, p in zip(hits, points, strict=True):
+            sparse_vector = _named(p, base.SPARSE_VECTOR)
+            if isinstance(sparse_vector, qm.SparseVector):
+                hit.terms = frozenset(sparse_vector.indices)
+        if dense_query is not None:
+            if not fused:  # dense only: the score is the cosine
+                sims: list[float | None] = [h.score for h in hits]
+            else:
+                sims = base.cosines(dense_query, [_named(p, base.DENSE_VECTOR) for p in points])
+            for hit, sim in zip(hits, sims, strict=True):
+                hit.similarity = sim
+        return hits
+
+    def term_idf(self, scope: Scope, terms: Sequence[int]) -> dict[int, float | None]:
+        """One-term probes in one batch: IDF = score / the top point's weight for the term."""
+        terms = list(dict.fromkeys(terms))
+        if not terms:
+            return {}
+        flt = qdrant_filter(scope)
+        params = qm.SearchParams(idf=qm.IdfCorpusParams(corpus=flt))
+        probes = [
+            qm.QueryRequest(
+                query=qm.SparseVector(indices=[t], values=[1.0]),
+                using=base.SPARSE_VECTOR,
+                params=params,
+                filter=flt,
+                limit=1,
+                with_vector=[base.SPARSE_VECTOR],
+            )
+            for t in terms
+        ]
+        with self._lock():
+            found = self._client.query_batch_points(self._name, requests=probes)
+        out: dict[int, float | None] = {}
+        for term, response in zip(terms, found, strict=True):
+            if not response.points:
+                out[term] = None
+                continue
+            point = response.points[0]
+            vector = _named(point, base.SPARSE_VECTOR)
+            if not isinstance(vector, qm.SparseVector):
+                raise StoreError("Qdrant returned no sparse vector")
+            out[term] = base.probed_idf(term, point.score, vector.indices, vector.values)
+        return out
+
+    def chunk_count(self, scope: Scope) -> int:
+        with self._lock():
+            return self._client.count(
+                self._name, count_filter=qdrant_filter(scope), exact=True
+            ).count
 
     def delete_document(
         self, scope: Scope, document_id: str, *, keep_version: str | None = None
@@ -240,3 +302,9 @@ class QdrantStore:
         # IDF over this tenant's collection only, as in EdgeStore.
         idf = qm.IdfCorpusParams(corpus=qdrant_filter(scope))
         return vector, leg.using, qm.SearchParams(idf=idf)
+
+
+def _named(point: qm.ScoredPoint, name: str) -> Any:
+    """The point's vector `name`, None when it has none (a chunk stored without one)."""
+    vectors = point.vector
+    return vectors.get(name) if isinstance(vectors, dict) else None

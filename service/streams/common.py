@@ -44,6 +44,8 @@ def passage(source: Source) -> dict[str, Any]:
         "text": source.text,
         "start": source.start,
         "end": source.end,
+        "start_utf16": source.start_utf16,
+        "end_utf16": source.end_utf16,
         "score": source.score,
         "metadata": source.metadata,
         "page": source.page,

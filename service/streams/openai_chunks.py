@@ -2,11 +2,14 @@
 
 Citations travel in an extra `citations` field (on the message, or on the chunk that carries
 `finish_reason`) so plain clients still work: every retrieved source, numbered as the `[n]`
-markers in the text, with `cited` telling whether the answer used it.
+markers in the text, with `cited` telling whether the answer used it. `citation_spans` beside it
+places each marker in the content (`start`/`end` in code points, `start_utf16`/`end_utf16` in
+JavaScript's UTF-16 units).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -63,6 +66,7 @@ class OpenAIChunkEncoder:
         self.include_usage = include_usage
         self.sources: list[Source] = []
         self.cited: list[int] = []
+        self.spans: list[dict[str, Any]] = []
         self.usage: UsageEvent | None = None
 
     def chunk(self, delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> Chunk:
@@ -90,10 +94,16 @@ class OpenAIChunkEncoder:
                 return [self.chunk({"content": event.text})]
             case CitationsEvent():
                 self.cited = list(event.cited)
+                self.spans = [dataclasses.asdict(c) for c in event.spans]
             case UsageEvent():
                 self.usage = event
             case DoneEvent():
-                last = self.chunk({}, "stop", citations=citations(self.sources, self.cited))
+                last = self.chunk(
+                    {},
+                    "stop",
+                    citations=citations(self.sources, self.cited),
+                    citation_spans=self.spans,
+                )
                 if not self.include_usage:
                     return [last]
                 usage_chunk = {
@@ -140,6 +150,7 @@ async def completion(events: AsyncIterator[AnswerEvent], model: str) -> dict[str
                 "content": event.answer,
                 "refusal": None,
                 "citations": citations(encoder.sources, encoder.cited),
+                "citation_spans": encoder.spans,
             }
             return {
                 "id": encoder.id,

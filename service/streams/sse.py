@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -46,7 +47,7 @@ def event_payload(event: AnswerEvent) -> tuple[str, dict[str, Any]]:
         case CitationsEvent(cited, spans):
             return "citations", {
                 "cited": cited,
-                "spans": [{"n": c.n, "start": c.start, "end": c.end} for c in spans],
+                "spans": [dataclasses.asdict(c) for c in spans],
             }
         case UsageEvent():
             return "usage", usage_out(event).model_dump()

@@ -59,6 +59,7 @@ def synthetic_run(deltas: int = 200) -> list[AnswerEvent]:
             start=0,
             end=len(text),
             score=5.0 / n,
+            relevance=1.0 / n,
             metadata={"topic": "geology", "year": 2020},
             cited=False,
         )

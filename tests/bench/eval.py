@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib.util
+import random
 import sys
 import tempfile
 import time
@@ -207,10 +209,20 @@ def main(argv: list[str] | None = None) -> int:
         help="comma list of citeline retrieval modes: bm25, dense, hybrid (default: all)",
     )
     parser.add_argument("--out", type=Path, help="also write the JSON result here")
+    parser.add_argument(
+        "--sample", type=int, help="evaluate this many queries (a seeded sample; default: all)"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     modes = set(args.modes)
     data = load_dataset(args.data)
+    if args.sample and args.sample < len(data.queries):
+        picked = random.Random(15).sample(sorted(data.queries), args.sample)
+        data = dataclasses.replace(
+            data,
+            queries={q: data.queries[q] for q in picked},
+            qrels={q: data.qrels[q] for q in picked if q in data.qrels},
+        )
     log(f"{data.name}: {len(data.corpus)} docs, {len(data.queries)} queries, modes {args.modes}")
     results: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}

@@ -19,7 +19,7 @@ from tests.files.samples import FACTS, SAMPLES, pdf_sample, zip_bomb
 QUESTIONS: dict[str, tuple[str, int | None]] = {
     "pdf": ("How do basalt columns form when lava cools?", 2),
     "docx": ("How many sacks of barley are in the granary ledger?", None),
-    "pptx": ("How much did harbour ferries revenue rise?", 2),
+    "pptx": ("What did quarterly revenue from the harbour ferries do?", 2),
     "html": ("How high was the storm surge the lighthouse keeper logged?", None),
     "markdown": ("How often does a sourdough starter need feeding?", None),
     "text": ("Who repaired the clock tower in 1911?", None),

@@ -118,7 +118,7 @@ async def test_keys_scopes_and_tenants_hold_over_mcp(make_server: Any, stub: Stu
     url = keyed.live.url
 
     assert await tool_names(url, acme) == TOOLS
-    own = await call(url, "answer", {"question": "Which volcano erupts often?"}, acme)
+    own = await call(url, "answer", {"question": "Does Mount Etna in Sicily erupt often?"}, acme)
     assert not own.isError and "[1]" in text_of(own)
     assert (own.structuredContent or {})["sources"][0]["document_id"] == "etna"
 

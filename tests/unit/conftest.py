@@ -81,6 +81,7 @@ def source(n: int, text: str, *, title: str | None = None, score: float = 1.0) -
         start=0,
         end=len(text),
         score=score,
+        relevance=1.0,
         metadata={},
         cited=False,
     )

@@ -58,6 +58,13 @@ CALLS = [
     Call("POST", "/v1/search", "read", {"query": "volcano"}),
     Call("POST", "/v1/query", "read", {"question": "Where is Etna?"}),
     Call("POST", "/v1/stream", "read", {"question": "Where is Etna?"}),
+    Call(
+        "POST",
+        "/v1/evaluations",
+        "write",
+        {"cases": [{"question": "Where is Etna?", "expected_document_ids": ["etna"]}]},
+    ),
+    Call("GET", "/v1/evaluations/{evaluation_id}", "write", collection=False),
     Call("POST", "/api/chat", "read", {"id": "chat-1", "messages": [USER]}),
     Call("GET", "/api/chat/{chat_id}/stream", "read", collection=False),
     Call("GET", "/v1/models", "read", collection=False),
@@ -122,6 +129,7 @@ def _world(keyed: Keyed) -> tuple[Keyed, dict[str, dict[str, Any]], dict[str, st
         "model_id": "citeline",
         "key_id": keys["victim_key"]["id"],
         "batch_id": batch.json()["batch_id"],
+        "evaluation_id": "eval_" + "0" * 24,
     }
     with keyed.client(keys["expired"]["key"]) as c:  # poll until the key's time has passed
         wait_until(lambda: c.get("/v1/usage").status_code == 401, timeout=10, interval=0.05)

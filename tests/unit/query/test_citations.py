@@ -33,7 +33,7 @@ def test_valid_markers_pass_with_spans() -> None:
     assert out == "Etna is in Sicily [1]. It erupts [2][1]."
     assert f.cited == [1, 2]
     assert [out[c.start : c.end] for c in f.spans] == ["[1]", "[2]", "[1]"]
-    assert f.spans[0] == Citation(1, 18, 21)
+    assert f.spans[0] == Citation(1, 18, 21, 18, 21)
 
 
 def test_invalid_markers_go_with_the_space_before() -> None:
@@ -68,7 +68,7 @@ def test_incomplete_marker_is_held_until_resolved() -> None:
     assert f.feed("]") == " [1]"
     assert f.feed(" [2") == ""
     assert f.flush() == " [2"  # never closed: plain text after all
-    assert f.spans == [Citation(1, 29, 32)]
+    assert f.spans == [Citation(1, 29, 32, 29, 32)]
 
 
 def test_filter_citations_whole_answer() -> None:
@@ -95,3 +95,13 @@ def test_any_split_gives_the_same_text_and_spans(tokens: list[str], data: st.Dat
     assert f_whole.cited == f_split.cited
     for c in f_whole.spans:
         assert whole[c.start : c.end] == f"[{c.n}]" and c.n in VALID
+
+
+def test_spans_are_also_counted_in_utf16_units_after_an_emoji() -> None:
+    # "🌋" is one code point but two UTF-16 units: JavaScript's indices run one ahead after it.
+    text, f = filter_citations("Etna 🌋 erupts [1]. Again [1]", [1])
+    first, second = f.spans
+    assert text[first.start : first.end] == "[1]" and text[second.start : second.end] == "[1]"
+    assert (first.start_utf16, first.end_utf16) == (first.start + 1, first.end + 1)
+    units = text.encode("utf-16-le")
+    assert units[2 * second.start_utf16 : 2 * second.end_utf16].decode("utf-16-le") == "[1]"

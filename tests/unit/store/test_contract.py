@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from schemas.filters import ComparisonFilter, CompoundFilter, Filter
-from service.store.base import ChunkPoint, Scope, SparseVector, VectorStore, point_id
+from service.store.base import ChunkPoint, Scope, SparseVector, VectorStore, idf, point_id
 from tests.unit.store.conftest import KINDS, StoreFactory, open_store
 
 ACME = Scope("acme", "docs")
@@ -442,3 +442,46 @@ def test_hybrid_store_accepts_chunks_without_dense_vector(make_store: StoreFacto
     assert docs(store, ACME) == {"sparse-only", "with-dense"}
     dense_hits = store.search(ACME, sparse=None, dense=unit(1))
     assert [h.document_id for h in dense_hits] == ["with-dense"]
+
+
+def test_term_idf_is_the_engines_idf_over_the_scope(store: VectorStore) -> None:
+    # 4 chunks in scope: term 7 in one, COMMON in all, 99 in none; other tenants do not count.
+    store.upsert(ACME, [chunk(f"d{i}", terms={7: 0.8} if i == 0 else {}) for i in range(4)])
+    store.upsert(OTHER_TENANT, [chunk(f"x{i}", terms={7: 1.0, 99: 1.0}) for i in range(5)])
+
+    found = store.term_idf(ACME, [7, COMMON, 99, 7])
+
+    assert found.keys() == {7, COMMON, 99}
+    assert found[7] == pytest.approx(idf(4, 1), rel=1e-4)
+    assert found[COMMON] == pytest.approx(idf(4, 4), rel=1e-4)
+    assert found[99] is None
+    assert store.term_idf(ACME, []) == {}
+    assert store.chunk_count(ACME) == 4 and store.chunk_count(OTHER_COLLECTION) == 0
+
+
+def test_hits_carry_their_cosine_to_the_dense_query(make_store: StoreFactory) -> None:
+    store = make_store(dense_dim=8)
+    store.upsert(
+        ACME,
+        [
+            chunk("same", terms={5: 1.0}, dense=unit(0)),
+            chunk("orthogonal", terms={5: 1.0}, dense=unit(1)),
+            chunk("no-dense", terms={5: 1.0}),
+        ],
+    )
+    sparse_q = SparseVector(indices=[5], values=[1.0])
+
+    fused = {
+        h.document_id: h.similarity for h in store.search(ACME, sparse=sparse_q, dense=unit(0))
+    }
+    dense = {h.document_id: h.similarity for h in store.search(ACME, sparse=None, dense=unit(0))}
+    sparse = store.search(ACME, sparse=sparse_q)
+
+    assert fused["same"] == pytest.approx(1.0) and fused["orthogonal"] == pytest.approx(0.0)
+    assert fused["no-dense"] is None
+    assert dense["same"] == pytest.approx(1.0)
+    assert all(h.similarity is None for h in sparse)
+    # Every hit brings its stored terms (for its relevance), in every mode.
+    assert all(h.terms == frozenset({COMMON, 5}) for h in sparse)
+    hybrid = store.search(ACME, sparse=sparse_q, dense=unit(0))
+    assert all(h.terms == frozenset({COMMON, 5}) for h in hybrid)
