@@ -170,6 +170,57 @@ def status(
             _print_json(api.get(f"/v1/jobs/{job_or_batch}"))
 
 
+@app.command("eval")
+def evaluate(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="JSON {cases: [...]} or JSON lines, a case each"
+        ),
+    ],
+    collection: Collection = "default",
+    min_relevance: Annotated[
+        float | None, typer.Option(help="the abstention threshold to evaluate")
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Run an evaluation (POST /v1/evaluations) and print its aggregates when it is done."""
+    import time
+
+    body: dict[str, Any] = {"collection": collection, "cases": _cases(file)}
+    if min_relevance is not None:
+        body["min_relevance"] = min_relevance
+    with _api() as api:
+        run = api.post("/v1/evaluations", json=body)
+        while run["status"] in ("queued", "running"):
+            sys.stderr.write(f"evaluation {run['id']}: {run['cases_done']}/{run['cases_total']}\n")
+            time.sleep(1.0)
+            run = api.get(f"/v1/evaluations/{run['id']}")
+    if as_json:
+        _print_json(run)
+    elif run["status"] == "completed":
+        for name, value in (run["aggregates"] or {}).items():
+            sys.stdout.write(f"{name:<32} {value}\n")
+    if run["status"] != "completed":
+        raise CliError(f"evaluation {run['id']} failed: {run.get('error') or 'no reason given'}")
+
+
+def _cases(file: Path) -> list[Any]:
+    text = file.read_text(encoding="utf-8")
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        whole = None
+    if isinstance(whole, dict) and isinstance(whole.get("cases"), list):
+        return list(whole["cases"])
+    if isinstance(whole, list):
+        return whole
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{file}: not JSON {{cases: [...]}} nor JSON lines ({exc})") from None
+
+
 @documents_app.command("list")
 def documents_list(
     collection: Collection = "default",

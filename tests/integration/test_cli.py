@@ -188,3 +188,36 @@ async def test_citeline_mcp_serves_the_tools_over_stdio(make_server: Any, stub: 
     assert not result.isError and "[1]" in text, text
     assert (result.structuredContent or {})["sources"][0]["document_id"] == "etna"
     assert time.monotonic() - started < 60
+
+
+def test_eval_runs_the_evaluation_route_and_prints_its_aggregates(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    server.index(
+        id="etna", text="Mount Etna is an active stratovolcano on the east coast of Sicily."
+    )
+    server.index(id="nile", text="The Nile flows north through Egypt into the Mediterranean Sea.")
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(
+        json.dumps({"question": "Which stratovolcano is on the coast of Sicily?",
+                    "expected_document_ids": ["etna"]}) + "\n"
+        + json.dumps({"question": "quantum chromodynamics of gluons", "answerable": False})
+        + "\n"
+    )  # fmt: skip
+    done = citeline(server, "eval", str(cases), "--json")
+    assert done.returncode == 0, done.stderr
+    run = json.loads(done.stdout)
+    assert run["status"] == "completed" and run["cases_total"] == 2
+    by_question = {r["question"]: r for r in run["results"]}
+    assert by_question["Which stratovolcano is on the coast of Sicily?"]["hit"] is True
+    assert by_question["quantum chromodynamics of gluons"]["abstained"] is True
+    table = citeline(server, "eval", str(cases))
+    assert table.returncode == 0 and table.stdout.strip(), table.stderr
+    names = {line.split()[0] for line in table.stdout.splitlines()}
+    assert names == set(run["aggregates"]), table.stdout
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    refused = citeline(server, "eval", str(bad))
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+    assert "not JSON" in refused.stderr
