@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -212,6 +212,28 @@ def probed_idf(term: int, score: float, indices: Sequence[int], values: Sequence
     if weight <= 0:
         raise ValueError(f"the probed point does not hold term {term}")
     return score / weight
+
+
+def hits_with_evidence(
+    found: Sequence[tuple[str, float, dict[str, Any]]],
+    sparse_terms: Sequence[Sequence[int] | None],
+    dense_query: Sequence[float] | None,
+    fused: bool,
+    dense_vectors: Callable[[], Sequence[Sequence[float] | None]],
+) -> list[Hit]:
+    """Hits from (id, score, payload), with what relevance is judged on: each hit's stored
+    sparse terms and, with a dense query, its cosine (the score itself when dense alone ran)."""
+    hits = [hit_from_payload(pid, score, payload) for pid, score, payload in found]
+    for hit, terms in zip(hits, sparse_terms, strict=True):
+        if terms is not None:
+            hit.terms = frozenset(terms)
+    if dense_query is not None:
+        sims: list[float | None] = (
+            cosines(dense_query, dense_vectors()) if fused else [h.score for h in hits]
+        )
+        for hit, sim in zip(hits, sims, strict=True):
+            hit.similarity = sim
+    return hits
 
 
 def cosines(

@@ -164,19 +164,12 @@ class QdrantStore:
                 **kwargs,
             )
         points = response.points
-        hits = [base.hit_from_payload(str(p.id), p.score, p.payload or {}) for p in points]
-        for hit, p in zip(hits, points, strict=True):
-            sparse_vector = _named(p, base.SPARSE_VECTOR)
-            if isinstance(sparse_vector, qm.SparseVector):
-                hit.terms = frozenset(sparse_vector.indices)
-        if dense_query is not None:
-            if not fused:  # dense only: the score is the cosine
-                sims: list[float | None] = [h.score for h in hits]
-            else:
-                sims = base.cosines(dense_query, [_named(p, base.DENSE_VECTOR) for p in points])
-            for hit, sim in zip(hits, sims, strict=True):
-                hit.similarity = sim
-        return hits
+        stored = [_named(p, base.SPARSE_VECTOR) for p in points]
+        return base.hits_with_evidence(
+            [(str(p.id), p.score, p.payload or {}) for p in points],
+            [v.indices if isinstance(v, qm.SparseVector) else None for v in stored],
+            dense_query, fused, lambda: [_named(p, base.DENSE_VECTOR) for p in points],
+        )  # fmt: skip
 
     def term_idf(self, scope: Scope, terms: Sequence[int]) -> dict[int, float | None]:
         """One-term probes in one batch: IDF = score / the top point's weight for the term."""
