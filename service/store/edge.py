@@ -13,6 +13,9 @@ The engine reports its failures as plain `Exception` (a ValueError for malformed
 A lock around every shard call lets them swap the shard; it costs no parallelism, as Edge
 calls hold the GIL anyway. Writers also take `_writes` first, so that a copy of the files can
 be taken while readers go on.
+
+BM25 takes its IDF over the searched tenant's collection; `edge_census` knows when a cheaper
+corpus (the tenant, or the whole shard) is provably the same one.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import qdrant_edge as qe
 from schemas.filters import Filter
 from service.store import base, edge_compact, edge_optimize
 from service.store.base import ChunkPoint, Hit, Leg, Scope, SparseVector, StoreError
+from service.store.edge_census import IDF_EXACT, ScopeCensus
 from service.store.filters import edge_filter
 
 log = logging.getLogger("citeline.store")
@@ -96,6 +100,7 @@ class EdgeStore:
         edge_compact.swap_in(path)
         edge_compact.swap_in(path, edge_optimize.NEW)
         self._shard = self._open()
+        self._census = ScopeCensus.of(self._shard, path)
 
     def _open(self) -> qe.EdgeShard:
         config = edge_config(self._dense_dim)
@@ -106,6 +111,7 @@ class EdgeStore:
         else:
             self._path.mkdir(parents=True, exist_ok=True)
             shard = qe.EdgeShard.create(str(self._path), config)
+            (self._path / IDF_EXACT).touch()  # nothing deleted yet
         _index_fields(shard)
         return shard
 
@@ -114,6 +120,7 @@ class EdgeStore:
         for start in range(0, len(converted), _UPSERT_BATCH):
             batch = converted[start : start + _UPSERT_BATCH]
             with self._writes, self._lock, _engine("write"):
+                self._census.add(scope)
                 self._shard.update(qe.UpdateOperation.upsert_points(batch))
                 if self._log is not None:
                     self._log.ids.update(p.id for p in batch)
@@ -130,39 +137,39 @@ class EdgeStore:
     ) -> list[Hit]:
         """Top `limit` chunks; sparse and dense prefetches fused with RRF when both are given."""
         legs_in = base.search_legs(sparse, dense, self._dense_dim)
-        legs = [self._leg(scope, leg) for leg in legs_in]
-        if limit <= 0 or not legs:
+        if limit <= 0 or not legs_in:
             return []
         flt = edge_filter(scope, filters=filters)
         dense_query = next((leg.dense for leg in legs_in if leg.dense is not None), None)
         # The sparse vectors come back (each hit's terms, for its relevance), and in hybrid
         # search the dense ones too (each hit's cosine to the question).
-        fused = dense_query is not None and len(legs) > 1
+        fused = dense_query is not None and len(legs_in) > 1
         with_vector = [base.SPARSE_VECTOR, *([base.DENSE_VECTOR] if fused else [])]
-        if len(legs) == 1:
-            query, params = legs[0]
-            request = qe.QueryRequest(
-                limit=limit,
-                query=query,
-                params=params,
-                filter=flt,
-                with_payload=True,
-                with_vector=with_vector,
-            )
-        else:
-            depth = base.prefetch_depth(limit)
-            request = qe.QueryRequest(
-                limit=limit,
-                prefetches=[
-                    qe.Prefetch(limit=depth, query=query, params=params, filter=flt)
-                    for query, params in legs
-                ],
-                query=_RRF,
-                filter=flt,
-                with_payload=True,
-                with_vector=with_vector,
-            )
-        with self._lock, _engine("search"):
+        with self._lock, _engine("search"):  # the IDF corpus must match what the shard holds
+            legs = [self._leg(scope, leg) for leg in legs_in]
+            if len(legs) == 1:
+                query, params = legs[0]
+                request = qe.QueryRequest(
+                    limit=limit,
+                    query=query,
+                    params=params,
+                    filter=flt,
+                    with_payload=True,
+                    with_vector=with_vector,
+                )
+            else:
+                depth = base.prefetch_depth(limit)
+                request = qe.QueryRequest(
+                    limit=limit,
+                    prefetches=[
+                        qe.Prefetch(limit=depth, query=query, params=params, filter=flt)
+                        for query, params in legs
+                    ],
+                    query=_RRF,
+                    filter=flt,
+                    with_payload=True,
+                    with_vector=with_vector,
+                )
             points = self._shard.query(request)
         stored = [_named(p, base.SPARSE_VECTOR) for p in points]
         return base.hits_with_evidence(
@@ -177,18 +184,18 @@ class EdgeStore:
         if not terms:
             return {}
         flt = edge_filter(scope)
-        params = qe.SearchParams(idf=qe.IdfParams(corpus=flt))
-        probes = [
-            qe.QueryRequest(
-                limit=1,
-                query=qe.Query.Nearest(qe.SparseVector([t], [1.0]), using=base.SPARSE_VECTOR),
-                params=params,
-                filter=flt,
-                with_vector=[base.SPARSE_VECTOR],
-            )
-            for t in terms
-        ]
         with self._lock, _engine("search"):
+            params = self._census.idf_params(scope)
+            probes = [
+                qe.QueryRequest(
+                    limit=1,
+                    query=qe.Query.Nearest(qe.SparseVector([t], [1.0]), using=base.SPARSE_VECTOR),
+                    params=params,
+                    filter=flt,
+                    with_vector=[base.SPARSE_VECTOR],
+                )
+                for t in terms
+            ]
             found = self._shard.query_batch(qe.QueryBatchRequest(probes))
         out: dict[int, float | None] = {}
         for term, points in zip(terms, found, strict=True):
@@ -219,6 +226,7 @@ class EdgeStore:
         with self._writes, self._lock, _engine("delete"):
             doomed = self._shard.count(qe.CountRequest(filter=flt, exact=True))
             if doomed:
+                self._census.deleting()
                 self._shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
                 if self._log is not None:
                     self._log.deletes.append(flt)
@@ -290,18 +298,26 @@ class EdgeStore:
             self._run_child(copy)
             optimised = qe.EdgeShard.load(str(copy), edge_config(self._dense_dim))
             try:
-                self._catch_up(optimised)
+                deleted = self._catch_up(optimised)
                 with self._writes:  # the last round and the swap: writers wait
                     pending, self._log = self._log, None
                     if pending:
                         edge_optimize.replay(pending, self._retrieve, optimised)
+                        deleted = deleted or bool(pending.deletes)
                     optimised.flush()
                     optimised.close()
+                    (copy / IDF_EXACT).unlink(missing_ok=True)  # said below, once swapped
                     (copy / edge_compact.COMPLETE).touch()  # from here it holds every write
                     with self._lock, _engine("swap"):
                         self._shard.close()
                         edge_compact.swap_in(self._path, edge_optimize.NEW)
                         self._shard = self._open()
+                        # optimize() rebuilt every segment without the deleted points; what
+                        # the catch-up deleted is marked deleted in the copy again.
+                        if deleted:
+                            self._census.deleting()
+                        else:
+                            self._census.rebuilt()
             finally:
                 optimised.close()
         except BaseException:
@@ -328,16 +344,20 @@ class EdgeStore:
             log.warning("store.optimise_failed", extra={"code": child.returncode, "detail": tail})
             raise StoreError("optimising a copy of the embedded store failed")
 
-    def _catch_up(self, optimised: qe.EdgeShard) -> None:
-        """Replay into the optimised copy what was written meanwhile, while writes go on."""
+    def _catch_up(self, optimised: qe.EdgeShard) -> bool:
+        """Replay into the optimised copy what was written meanwhile, while writes go on;
+        whether any of it deleted points."""
+        deleted = False
         for _ in range(_CATCH_UP_ROUNDS):
             if self._closing.is_set():
                 raise MaintenanceStopped("the store closed")
             with self._writes:
                 pending, self._log = self._log, edge_optimize.WriteLog()
             if not pending:
-                return
+                break
             edge_optimize.replay(pending, self._retrieve, optimised)
+            deleted = deleted or bool(pending.deletes)
+        return deleted
 
     def _retrieve(self, ids: list[Any]) -> list[qe.Record]:
         with self._lock, _engine("read"):
@@ -365,6 +385,8 @@ class EdgeStore:
             self._shard.close()
             edge_compact.swap_in(self._path)
             self._shard = self._open()
+            self._census = ScopeCensus.of(self._shard, self._path)  # deleted scopes leave it
+            self._census.rebuilt()
         with self._changed_lock:
             self._changed = 0
 
@@ -390,8 +412,7 @@ class EdgeStore:
         vector = qe.SparseVector(list(leg.sparse.indices), list(leg.sparse.values))
         # IDF over this tenant's collection only: other tenants' documents must not change
         # this one's rankings (nor leak through its scores).
-        idf = qe.IdfParams(corpus=edge_filter(scope))
-        return qe.Query.Nearest(vector, using=leg.using), qe.SearchParams(idf=idf)
+        return qe.Query.Nearest(vector, using=leg.using), self._census.idf_params(scope)
 
 
 def _named(point: qe.ScoredPoint, name: str) -> Any:

@@ -272,3 +272,64 @@ def test_a_compaction_cut_short_is_finished_or_dropped_at_open(tmp_path: Path) -
     assert (tmp_path / "citeline_embedding.json").exists()
     assert not (tmp_path / edge_compact.NEW).exists() and not (tmp_path / edge_compact.OLD).exists()
     swapped.close()
+
+
+# The IDF corpus (see edge_census): with every chunk in one scope, or in one collection, the
+# search skips the scope filter on IDF. Each case compares scores and IDF with a fresh store
+# holding only the searched scope's live chunks: what the filtered corpus gives.
+def _acme_chunks() -> list[Any]:
+    return [chunk(f"d{i}", terms={5: 1.0} if i % 3 else {6: 1.0}) for i in range(12)]
+
+
+def _scores(store: EdgeStore) -> tuple[list[tuple[str, float]], dict[int, float | None]]:
+    hits = store.search(ACME, sparse=query(5, 6, COMMON), limit=20)
+    return sorted((h.document_id, round(h.score, 5)) for h in hits), store.term_idf(ACME, [5, 6])
+
+
+def _reference(tmp_path: Path, keep: list[Any]) -> Any:
+    fresh = EdgeStore(tmp_path / "reference")
+    try:
+        fresh.upsert(ACME, keep)
+        return _scores(fresh)
+    finally:
+        fresh.close()
+
+
+def test_idf_over_the_scope_with_other_tenants_in_the_same_collection(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "shard")
+    store.upsert(ACME, _acme_chunks())
+    store.upsert(OTHER_TENANT, [chunk(f"x{i}", terms={5: 1.0}) for i in range(30)])
+    assert _scores(store) == _reference(tmp_path, _acme_chunks())
+    store.close()
+
+
+def test_idf_ignores_deleted_chunks_until_and_after_a_rebuild(tmp_path: Path) -> None:
+    path = tmp_path / "shard"
+    store = EdgeStore(path)
+    assert (path / edge.IDF_EXACT).exists()  # a new shard holds no deleted point
+    store.upsert(ACME, _acme_chunks())
+    for i in range(6):
+        store.delete_document(ACME, f"d{i}")
+    assert not (path / edge.IDF_EXACT).exists()
+    expected = _reference(tmp_path, _acme_chunks()[6:])
+    assert _scores(store) == expected  # the engine's unfiltered counts still hold d0-d5
+
+    store.close()
+    store = EdgeStore(path)  # nor does a reopen forget it
+    assert _scores(store) == expected
+    store.compact()
+    assert (path / edge.IDF_EXACT).exists()
+    assert _scores(store) == expected
+    store.close()
+
+
+def test_idf_after_a_deleted_tenant_and_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "shard"
+    store = EdgeStore(path)
+    store.upsert(ACME, _acme_chunks())
+    store.upsert(OTHER_TENANT, [chunk(f"x{i}", terms={5: 1.0, 6: 1.0}) for i in range(30)])
+    store.delete_collection(OTHER_TENANT)
+    store.close()
+    store = EdgeStore(path)
+    assert _scores(store) == _reference(tmp_path, _acme_chunks())
+    store.close()
