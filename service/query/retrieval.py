@@ -85,12 +85,19 @@ class Retriever:
     async def _scored(
         self, scope: Scope, query: str, limit: int, filters: Filter | None, language: str | None
     ) -> list[Hit]:
-        sparse, dense = await self._vectors(query, language)
-        hits = await self._search(scope, sparse, dense, limit, filters)
-        if not hits:
-            return hits
+        sparse = self.sparse.encode_query(query, language)
         terms = sparse.indices
-        idf = await self._idf.get(scope, terms) if terms else {}
+        # The terms' IDF (for relevance) is probed while the question is embedded.
+        idf_probe = asyncio.ensure_future(self._idf.get(scope, terms)) if terms else None
+        try:
+            dense = await self._dense_vector(query)
+            hits = await self._search(scope, sparse, dense, limit, filters)
+            idf = await idf_probe if idf_probe is not None else {}
+        finally:
+            if idf_probe is not None and not idf_probe.done():
+                idf_probe.cancel()
+            elif idf_probe is not None and not idf_probe.cancelled():
+                idf_probe.exception()  # retrieved: a search failure is what is raised
         for hit in hits:
             lexical = None
             if terms:
@@ -102,16 +109,14 @@ class Retriever:
             hit.relevance = round(relevance.combined(lexical, hit.similarity), 4)
         return hits
 
-    async def _vectors(
-        self, query: str, language: str | None = None
-    ) -> tuple[SparseVector, Sequence[float] | None]:
-        dense = None
-        if self.dense is not None:
-            tokens = count_tokens(query)
-            with tracing.embedding_span(self.dense, tokens):
-                dense = await self.dense.embed_query(query)
-            metrics.EMBEDDING_TOKENS.labels(self.dense.model, "query").inc(tokens)
-        return self.sparse.encode_query(query, language), dense
+    async def _dense_vector(self, query: str) -> Sequence[float] | None:
+        if self.dense is None:
+            return None
+        tokens = count_tokens(query)
+        with tracing.embedding_span(self.dense, tokens):
+            dense = await self.dense.embed_query(query)
+        metrics.EMBEDDING_TOKENS.labels(self.dense.model, "query").inc(tokens)
+        return dense
 
     async def _search(
         self,

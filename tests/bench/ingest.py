@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import resource
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,8 +32,17 @@ CHUNK_TOKENS, OVERLAP_TOKENS = 512, 64  # the service defaults
 POLL_S = 0.5
 
 
-def replicate(corpus: list[CorpusDoc], target_chunks: int) -> tuple[list[dict[str, Any]], int]:
-    """Copies of the corpus (distinct ids and text) until their chunks reach `target_chunks`."""
+def replicate(
+    corpus: list[CorpusDoc], target_chunks: int, realistic: bool = False
+) -> tuple[list[dict[str, Any]], int]:
+    """Copies of the corpus (distinct ids and text) until their chunks reach `target_chunks`.
+
+    Plain copies repeat every rare word once per copy, so a rare term's posting list grows with
+    the collection as no real corpus's does. With `realistic`, each copy after the first renames
+    the words that occur in only one paragraph of the corpus (names, numbers, rare terms: the
+    document-specific part of a vocabulary), so the vocabulary keeps growing and rare terms keep
+    short posting lists, while common words repeat as they do in real text."""
+    rename = _rare_words(corpus) if realistic else set()
     per_doc = [
         len(chunk_text(d.text + " (copy 999)", CHUNK_TOKENS, OVERLAP_TOKENS)) for d in corpus
     ]
@@ -41,11 +52,37 @@ def replicate(corpus: list[CorpusDoc], target_chunks: int) -> tuple[list[dict[st
         for d, n in zip(corpus, per_doc, strict=True):
             if chunks >= target_chunks:
                 break
-            text = f"{d.text} (copy {copy})"
-            docs.append({"id": f"{d.doc_id}-r{copy}", "title": d.title, "text": text})
+            body = _renamed(d.text, rename, copy) if rename and copy else d.text
+            docs.append(
+                {"id": f"{d.doc_id}-r{copy}", "title": d.title, "text": f"{body} (copy {copy})"}
+            )
             chunks += n
         copy += 1
     return docs, chunks
+
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _rare_words(corpus: list[CorpusDoc]) -> set[str]:
+    seen: Counter[str] = Counter()
+    for d in corpus:
+        seen.update({w.lower() for w in _WORD.findall(d.text)})
+    return {w for w, n in seen.items() if n == 1}
+
+
+def _renamed(text: str, rare: set[str], copy: int) -> str:
+    tag = _letters(copy)  # letters, so that the analyser keeps the word whole
+    return _WORD.sub(lambda m: m[0] + "q" + tag if m[0].lower() in rare else m[0], text)
+
+
+def _letters(n: int) -> str:
+    out = ""
+    while True:
+        n, r = divmod(n, 26)
+        out = "abcdefghijklmnopqrstuvwxyz"[r] + out
+        if n == 0:
+            return out
 
 
 @dataclass

@@ -6,7 +6,8 @@ after bulk ingestion, once the store's maintenance has run, and while more is in
 Phases, on one fresh data dir and one server process (never restarted in between):
   1. ingest the corpus, replicated until --chunks (each copy distinct), in batches;
   2. `live`: sequential searches (top 10) right after the last job completed;
-  3. wait for the store's maintenance (its copy directory appears, then goes) and search again;
+  3. wait for the store's maintenance (its copy directory appears, then goes) and search again,
+     then the same questions through `/v1/query` (extractive answers);
   4. `while_ingesting`: searches while another 20 % of the corpus is ingested;
   5. peak RSS, data dir size, and the time a restarted server needs to answer /readyz.
 With --dense the server embeds through the OpenAI-compatible stub (384-d deterministic vectors,
@@ -55,6 +56,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, required=True, help="BEIR dataset folder")
     p.add_argument("--chunks", type=int, default=100_000)
     p.add_argument("--dense", action="store_true", help="hybrid: 384-d vectors from the stub")
+    p.add_argument(
+        "--vocabulary",
+        choices=["replicated", "realistic"],
+        default="replicated",
+        help="realistic: each copy renames the corpus's one-paragraph words (see replicate)",
+    )
     p.add_argument("--quick", action="store_true", help="5,000 chunks, 100 searches a phase")
     p.add_argument("--searches", type=int, default=500, help="searches per phase")
     p.add_argument("--batch-size", type=int, default=500)
@@ -64,17 +71,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def search_latency(url: str, questions: list[str], stop: threading.Event | None = None) -> Any:
-    """Sequential searches from one client; with `stop`, cycles until it is set."""
+def search_latency(
+    url: str, questions: list[str], stop: threading.Event | None = None, route: str = "/v1/search"
+) -> Any:
+    """Sequential searches (or, with `route` /v1/query, extractive answers) from one client;
+    with `stop`, cycles until it is set."""
+    field = "question" if route == "/v1/query" else "query"
     times: list[float] = []
     with httpx.Client(base_url=url, timeout=60, trust_env=False) as c:
         for q in questions[:20]:  # warm-up: connections, caches
-            c.post("/v1/search", json={"query": q}).raise_for_status()
+            c.post(route, json={field: q}).raise_for_status()
         i = 0
         while True:
             q = questions[i % len(questions)]
             started = time.perf_counter()
-            c.post("/v1/search", json={"query": q}).raise_for_status()
+            c.post(route, json={field: q}).raise_for_status()
             times.append(time.perf_counter() - started)
             i += 1
             if (stop is None and i >= len(questions)) or (stop is not None and stop.is_set()):
@@ -119,11 +130,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     questions = list(data.queries.values())
     random.Random(0).shuffle(questions)
     questions = questions[: args.searches]
-    docs, expected = replicate(data.corpus, args.chunks)
-    extra, _ = replicate(data.corpus, args.chunks // 5)
+    realistic = args.vocabulary == "realistic"
+    docs, expected = replicate(data.corpus, args.chunks, realistic)
+    extra, _ = replicate(data.corpus, args.chunks // 5, realistic)
     extra = [{**d, "id": d["id"] + "-late", "text": d["text"] + " (late)"} for d in extra]
     mode = "hybrid" if args.dense else "bm25"
-    result: dict[str, Any] = {"mode": mode, "chunks_expected": expected, "docs": len(docs)}
+    result: dict[str, Any] = {"mode": mode, "vocabulary": args.vocabulary,
+                              "chunks_expected": expected, "docs": len(docs)}  # fmt: skip
     load: dict[str, list[float]] = {"start": [round(x, 2) for x in os.getloadavg()]}
     with contextlib.ExitStack() as stack:
         env = {"CITELINE_MAX_QUEUED_JOBS": "1000000"}
@@ -146,6 +159,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log("phase 3: waiting for maintenance")
             result["maintenance"] = wait_for_maintenance(data_dir, args.maintenance_timeout)
             result["after_maintenance"] = search_latency(server.url, questions)
+            log("phase 3b: /v1/query (extractive answers) after maintenance")
+            result["query_after_maintenance"] = search_latency(
+                server.url, questions, route="/v1/query"
+            )
             load["after_maintenance"] = [round(x, 2) for x in os.getloadavg()]
             log(f"phase 4: searches while {len(extra)} more documents are ingested")
             stop = threading.Event()
