@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import numpy as np
 import pytest
 
 from service.embeddings.dense import (
@@ -14,6 +16,7 @@ from service.embeddings.dense import (
     OpenAIEmbedder,
     PermanentEmbeddingError,
     TransientEmbeddingError,
+    _embedding_items,
 )
 from tests.stubs.openai_stub import StubServer, closed_port_url, stub_fixture
 from tests.stubs.stub_payloads import embedding_vector
@@ -204,3 +207,22 @@ def test_error_tree() -> None:
 async def test_a_bare_string_is_rejected(make_embedder: MakeEmbedder) -> None:
     with pytest.raises(TypeError):
         await make_embedder().embed_documents("not a list")
+
+
+def test_answers_are_read_in_both_encodings_and_refused_in_any_other_shape() -> None:
+    vector = np.array([0.5, -1.25, 3.0], dtype="<f4")
+    encoded = base64.b64encode(vector.tobytes()).decode()
+    answer = {"data": [{"index": 1, "embedding": [1, 2.5]}, {"index": 0, "embedding": encoded}]}
+    assert _embedding_items(answer) == [(1, [1.0, 2.5]), (0, [0.5, -1.25, 3.0])]
+    for bad in [
+        [],  # not an object
+        {"data": None},
+        {"data": [{"embedding": encoded}]},  # no index
+        {"data": [{"index": "0", "embedding": encoded}]},
+        {"data": [{"index": 0, "embedding": "not base64!"}]},
+        {"data": [{"index": 0, "embedding": encoded[:-4]}]},  # bytes not a multiple of 4
+        {"data": [{"index": 0, "embedding": ["1.0"]}]},
+        {"data": [{"index": 0, "embedding": {"x": 1}}]},
+    ]:
+        with pytest.raises((ValueError, TypeError, KeyError)):
+            _embedding_items(bad)
