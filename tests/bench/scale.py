@@ -104,14 +104,16 @@ def wait_for_maintenance(data_dir: Path, timeout: float) -> dict[str, Any]:
     """Until the store's copy directory has come and gone (or `timeout`)."""
     started, seen_at = time.monotonic(), None
     while time.monotonic() - started < timeout:
-        present = any(p.name == MAINTENANCE_DIR for p in data_dir.rglob(MAINTENANCE_DIR))
+        # Only the store's folders: the data dir also holds a folder per document.
+        edge = data_dir / "qdrant-edge"  # the shard, or one folder per embedding model
+        present = (edge / MAINTENANCE_DIR).exists() or any(edge.glob(f"*/{MAINTENANCE_DIR}"))
         if present and seen_at is None:
             seen_at = time.monotonic()
             log("maintenance started")
         if seen_at is not None and not present:
             return {"ran": True, "started_after_s": round(seen_at - started, 1),
                     "took_s": round(time.monotonic() - seen_at, 1)}  # fmt: skip
-        time.sleep(0.5)
+        time.sleep(0.2)
     return {"ran": False, "waited_s": timeout}
 
 
