@@ -112,7 +112,7 @@ class EdgeStore:
             self._path.mkdir(parents=True, exist_ok=True)
             shard = qe.EdgeShard.create(str(self._path), config)
             (self._path / IDF_EXACT).touch()  # nothing deleted yet
-        _index_fields(shard)
+        index_fields(shard)
         return shard
 
     def upsert(self, scope: Scope, points: Sequence[ChunkPoint]) -> None:
@@ -294,8 +294,9 @@ class EdgeStore:
                 self._shard.flush()
             edge_optimize.copy_shard_files(self._path, copy)  # readers go on meanwhile
             self._log = edge_optimize.WriteLog()
+            rewrite = not self._census.exact  # deleted points: the child drops them
         try:
-            self._run_child(copy)
+            self._run_child(copy, rewrite)
             optimised = qe.EdgeShard.load(str(copy), edge_config(self._dense_dim))
             try:
                 deleted = self._catch_up(optimised)
@@ -312,8 +313,8 @@ class EdgeStore:
                         self._shard.close()
                         edge_compact.swap_in(self._path, edge_optimize.NEW)
                         self._shard = self._open()
-                        # optimize() rebuilt every segment without the deleted points; what
-                        # the catch-up deleted is marked deleted in the copy again.
+                        # The copy held no deleted point (rewritten if it did); what the
+                        # catch-up deleted is marked deleted in it again.
                         if deleted:
                             self._census.deleting()
                         else:
@@ -327,8 +328,8 @@ class EdgeStore:
                 shutil.rmtree(copy, ignore_errors=True)
             raise
 
-    def _run_child(self, copy: Path) -> None:
-        command = edge_optimize.child_command(copy, self._dense_dim)
+    def _run_child(self, copy: Path, rewrite: bool) -> None:
+        command = edge_optimize.child_command(copy, self._dense_dim, rewrite)
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + _CHILD_TIMEOUT_S
         try:
@@ -381,7 +382,7 @@ class EdgeStore:
         new = self._path / edge_compact.NEW
         with self._maintaining, self._writes, self._lock, _engine("compact"):
             self._shard.flush()
-            edge_compact.copy_live(self._shard, new, edge_config(self._dense_dim), _index_fields)
+            edge_compact.copy_live(self._shard, new, edge_config(self._dense_dim), index_fields)
             self._shard.close()
             edge_compact.swap_in(self._path)
             self._shard = self._open()
@@ -425,7 +426,7 @@ def _dense_of(point: qe.ScoredPoint) -> list[float] | None:
     return cast(list[float] | None, _named(point, base.DENSE_VECTOR))
 
 
-def _index_fields(shard: qe.EdgeShard) -> None:
+def index_fields(shard: qe.EdgeShard) -> None:
     existing = shard.info().payload_schema
     for name in base.INDEXED_FIELDS:
         if name not in existing:

@@ -9,8 +9,9 @@ the searched scope, the unfiltered corpus is that scope.
 
 Unfiltered statistics still count deleted points until a rebuild drops them, so the cheap
 corpus is used only while the shard holds none: the file `IDF_EXACT` in the shard directory
-says so. A new shard, a compacted one and a rebuilt one with no deletes replayed into it get
-it; the first delete removes it (before the delete is applied, so a crash errs on the safe side).
+says so. A new shard, a compacted one and a rebuilt one (rewritten with its live points when it held
+deleted ones) with no deletes replayed into it get it; the first delete removes it (before
+the delete is applied, so a crash errs on the safe side).
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class ScopeCensus:
     def of(cls, shard: qe.EdgeShard, path: Path) -> ScopeCensus:
         """Counted from the shard's payload indexes (exact facets: tens of ms per 100k points)."""
         return cls(path, _values(shard, "tenant"), _values(shard, "collection"))
+
+    @property
+    def exact(self) -> bool:
+        """Whether the shard holds no deleted point."""
+        return self._exact
 
     def add(self, scope: Scope) -> None:
         """Called before a write of `scope`'s points becomes visible."""

@@ -8,8 +8,11 @@ reopened, 8.5 ms optimised). So `EdgeStore.maintain` does it elsewhere:
 
 1. writers wait while the shard is flushed and its files copied to `NEW` (readers go on);
    from then on the store logs which point ids it writes and which filters it deletes by;
-2. a child process (`python -m service.store.edge_optimize NEW DENSE_DIM`) loads the copy,
-   optimises it and flushes it (its exit status says whether it did);
+2. a child process (`python -m service.store.edge_optimize NEW DENSE_DIM [rewrite]`) loads
+   the copy, optimises it and flushes it (its exit status says whether it did); with
+   `rewrite` (the shard held deleted points) it first rewrites the copy with its live points
+   only, as a compaction does, since `optimize()` vacuums a segment only past Qdrant's
+   thresholds and BM25 statistics over the whole shard count deleted points (`edge_census`);
 3. the store opens the optimised copy and replays the log into it from its own shard, in
    rounds while writes go on, the last round with writers held; only then is the copy marked
    `edge_compact.COMPLETE` and swapped in with `edge_compact`'s crash-safe swap.
@@ -30,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import qdrant_edge as qe
+
+from service.store import edge_compact
 
 NEW = ".optimize-new"  # a dot: never a model slug (see `naming`)
 _PAGE = 256
@@ -65,8 +70,9 @@ def replay(log: WriteLog, retrieve: Callable[[list[Any]], list[qe.Record]], copy
             copy.update(qe.UpdateOperation.delete_points(gone))
 
 
-def child_command(copy: Path, dense_dim: int | None) -> list[str]:
-    return [sys.executable, "-m", "service.store.edge_optimize", str(copy), str(dense_dim or 0)]
+def child_command(copy: Path, dense_dim: int | None, rewrite: bool) -> list[str]:
+    command = [sys.executable, "-m", "service.store.edge_optimize", str(copy), str(dense_dim or 0)]
+    return [*command, "rewrite"] if rewrite else command
 
 
 # Edge's own entries in a shard directory; the rest (model shards, the embedding record) is
@@ -87,12 +93,21 @@ def copy_shard_files(source: Path, target: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """The child: optimise the copy at argv[1] (dense size argv[2], 0 for none)."""
-    from service.store.edge import edge_config  # the store's own config, not a second copy
+    """The child: optimise the copy at argv[1] (dense size argv[2], 0 for none), rewritten
+    with its live points first when argv[3] is `rewrite`."""
+    # The store's own config and indexes, not a second copy of them.
+    from service.store.edge import edge_config, index_fields
 
     os.nice(10)  # the serving process comes first on a shared machine
-    copy, dense_dim = Path(argv[1]), int(argv[2]) or None
-    shard = qe.EdgeShard.load(str(copy), edge_config(dense_dim))
+    copy, config = Path(argv[1]), edge_config(int(argv[2]) or None)
+    shard = qe.EdgeShard.load(str(copy), config)
+    if argv[3:] == ["rewrite"]:
+        try:
+            edge_compact.copy_live(shard, copy / edge_compact.NEW, config, index_fields)
+        finally:
+            shard.close()
+        edge_compact.swap_in(copy)
+        shard = qe.EdgeShard.load(str(copy), config)
     try:
         shard.optimize()
         shard.flush()

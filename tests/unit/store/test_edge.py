@@ -122,12 +122,12 @@ def test_maintain_rebuilds_in_a_child_process_once_enough_changed(tmp_path: Path
 
         _bulk(store, 2000)  # 6,000 changes now (the same 2,000 points written twice)
         store.delete_document(ACME, "d3")
-        before = {h.chunk_id: h.score for h in store.search(ACME, sparse=query(12), limit=500)}
+        before = {h.chunk_id: h.score for h in store.search(ACME, sparse=query(12), limit=1000)}
         ids = sorted(store.chunk_ids(ACME))
         store.maintain()
         assert store._shard is not spy  # swapped for the optimised copy...
         assert spy.optimized == 0  # ...which was optimised in another process
-        after = {h.chunk_id: h.score for h in store.search(ACME, sparse=query(12), limit=500)}
+        after = {h.chunk_id: h.score for h in store.search(ACME, sparse=query(12), limit=1000)}
         assert after == pytest.approx(before) and len(after) > 0
         assert sorted(store.chunk_ids(ACME)) == ids and len(ids) == 3900
         assert not (tmp_path / "shard" / edge_optimize.NEW).exists()
@@ -152,11 +152,11 @@ def test_writes_while_the_copy_is_optimised_are_kept(
     go = tmp_path / "go"
     real = edge_optimize.child_command
 
-    def held_child(copy: Path, dense_dim: int | None) -> list[str]:
+    def held_child(copy: Path, dense_dim: int | None, rewrite: bool) -> list[str]:
         wait = (
             f"import pathlib, time\nwhile not pathlib.Path({str(go)!r}).exists(): time.sleep(0.01)"
         )
-        command = real(copy, dense_dim)
+        command = real(copy, dense_dim, rewrite)
         return [command[0], "-c", f"{wait}\nimport runpy, sys\nsys.argv = {command[2:]!r}\n"
                 "runpy.run_module('service.store.edge_optimize', run_name='__main__')"]  # fmt: skip
 
@@ -197,7 +197,7 @@ def test_a_failed_child_leaves_the_store_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     failing = [sys.executable, "-c", "import sys; sys.exit('no optimising today')"]
-    monkeypatch.setattr(edge_optimize, "child_command", lambda copy, dim: failing)
+    monkeypatch.setattr(edge_optimize, "child_command", lambda copy, dim, rewrite: failing)
     store = EdgeStore(tmp_path / "shard")
     try:
         _bulk(store, 6000)
@@ -216,7 +216,7 @@ def test_close_gives_up_a_maintain_run_in_progress(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     forever = [sys.executable, "-c", "import time; time.sleep(600)"]
-    monkeypatch.setattr(edge_optimize, "child_command", lambda copy, dim: forever)
+    monkeypatch.setattr(edge_optimize, "child_command", lambda copy, dim, rewrite: forever)
     store = EdgeStore(tmp_path / "shard")
     _bulk(store, 6000)
     errors: list[BaseException] = []
@@ -260,7 +260,7 @@ def test_a_compaction_cut_short_is_finished_or_dropped_at_open(tmp_path: Path) -
     reopened = EdgeStore(tmp_path)
     assert reopened.chunk_ids(scope) and not (tmp_path / edge_compact.NEW).exists()
     edge_compact.copy_live(
-        reopened._shard, tmp_path / edge_compact.NEW, edge.edge_config(None), edge._index_fields
+        reopened._shard, tmp_path / edge_compact.NEW, edge.edge_config(None), edge.index_fields
     )
     reopened.upsert(scope, [ChunkPoint("later", "v1", 0, "x", 0, 1, SparseVector([1], [1.0]))])
     reopened.close()
@@ -333,3 +333,39 @@ def test_idf_after_a_deleted_tenant_and_a_reopen(tmp_path: Path) -> None:
     store = EdgeStore(path)
     assert _scores(store) == _reference(tmp_path, _acme_chunks())
     store.close()
+
+
+def test_a_rebuild_after_deletes_rewrites_the_copy_so_idf_is_exact_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, rewrites = edge_optimize.child_command, []
+
+    def recorded(copy: Path, dense_dim: int | None, rewrite: bool) -> list[str]:
+        rewrites.append(rewrite)
+        return real(copy, dense_dim, rewrite)
+
+    monkeypatch.setattr(edge_optimize, "child_command", recorded)
+    path = tmp_path / "shard"
+    store = EdgeStore(path)
+    _bulk(store, 6000)
+    store.delete_document(ACME, "d3")
+    store.maintain()
+    assert rewrites == [True] and (path / edge.IDF_EXACT).exists()
+    live = [chunk(f"d{i % 40}", i, terms={10 + i % 7: 1.0}) for i in range(6000) if i % 40 != 3]
+    fresh = EdgeStore(tmp_path / "reference")
+    fresh.upsert(ACME, live)
+    assert store.chunk_count(ACME) == fresh.chunk_count(ACME) == 5850
+    got = sorted(
+        (h.chunk_id, round(h.score, 5)) for h in store.search(ACME, sparse=query(12, 13), limit=2000)
+    )
+    want = sorted(
+        (h.chunk_id, round(h.score, 5)) for h in fresh.search(ACME, sparse=query(12, 13), limit=2000)
+    )
+    assert got == want and store.term_idf(ACME, [12, 13]) == pytest.approx(
+        fresh.term_idf(ACME, [12, 13])
+    )
+    _bulk(store, 6000)  # no delete since: the next rebuild needs no rewrite
+    store.maintain()
+    assert rewrites == [True, False]
+    store.close()
+    fresh.close()
