@@ -236,9 +236,15 @@ def total_chunks(client: httpx.Client, collection: str = "default", max_pages: i
 
 
 def dir_size_bytes(path: Path) -> int:
+    """Bytes of the files under `path` (os.walk: pathlib's rglob took minutes at 500k folders)."""
     if path.is_file():
         return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.stat(os.path.join(folder, name)).st_size
+    return total
 
 
 def disk_mib(path: Path) -> dict[str, float]:
