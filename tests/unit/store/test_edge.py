@@ -356,10 +356,12 @@ def test_a_rebuild_after_deletes_rewrites_the_copy_so_idf_is_exact_again(
     fresh.upsert(ACME, live)
     assert store.chunk_count(ACME) == fresh.chunk_count(ACME) == 5850
     got = sorted(
-        (h.chunk_id, round(h.score, 5)) for h in store.search(ACME, sparse=query(12, 13), limit=2000)
+        (h.chunk_id, round(h.score, 5))
+        for h in store.search(ACME, sparse=query(12, 13), limit=2000)
     )
     want = sorted(
-        (h.chunk_id, round(h.score, 5)) for h in fresh.search(ACME, sparse=query(12, 13), limit=2000)
+        (h.chunk_id, round(h.score, 5))
+        for h in fresh.search(ACME, sparse=query(12, 13), limit=2000)
     )
     assert got == want and store.term_idf(ACME, [12, 13]) == pytest.approx(
         fresh.term_idf(ACME, [12, 13])
