@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 DATA   ?= ../shared/data/squad2-dev
 # Every package comes from a lock, pinned with hashes (`make lock` rewrites them from
 # pyproject.toml; tests/unit/test_lockfile.py fails while they disagree).
+PIP_LOCK := requirements/pip.lock
 RUN_LOCK := requirements/runtime.lock
 DEV_LOCK := requirements/dev.lock
 PIP_LOCKED := $(PY) -m pip install --quiet --require-hashes --only-binary :all: -r
@@ -12,9 +13,10 @@ PDF    ?= ../bench-data/debian-policy.pdf
 
 .PHONY: run worker test lint fmt lock bench bench-queue bench-files eval clean
 
-$(VENV)/.run: pyproject.toml $(RUN_LOCK)
+$(VENV)/.run: pyproject.toml $(PIP_LOCK) $(RUN_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "citeline needs Python 3.11 or newer")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP_LOCKED) $(PIP_LOCK)
 	$(PIP_LOCKED) $(RUN_LOCK)
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m pip check
