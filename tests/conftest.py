@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,9 +113,23 @@ def start_server(settings: Settings, overrides: Overrides | None = None) -> Live
 def stop_server(live: LiveServer) -> None:
     live.server.should_exit = True
     live.thread.join(timeout=30)
-    assert not live.thread.is_alive(), "server did not stop"
+    assert not live.thread.is_alive(), f"server did not stop:\n{hung_server_report(live)}"
     if live.crashed:
         raise AssertionError("the test server crashed") from live.crashed[0]
+
+
+def hung_server_report(live: LiveServer) -> str:
+    """Where a server that will not stop is stuck: its thread's stack, its open connections
+    and every task still on its loop, each with its stack."""
+    frame = sys._current_frames().get(live.thread.ident or 0)
+    lines = ["server thread:", *traceback.format_stack(frame)] if frame else []
+    lines.append(f"open connections: {len(live.server.server_state.connections)}")
+    for task in asyncio.all_tasks(live.loop):
+        lines.append(f"task {task.get_name()}:")
+        lines += traceback.format_list(
+            [(f.f_code.co_filename, f.f_lineno, f.f_code.co_name, None) for f in task.get_stack()]
+        )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
 @pytest.fixture
