@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import inspect
 import sys
 import threading
 import time
@@ -126,10 +128,25 @@ def hung_server_report(live: LiveServer) -> str:
     lines.append(f"open connections: {len(live.server.server_state.connections)}")
     for task in asyncio.all_tasks(live.loop):
         lines.append(f"task {task.get_name()}:")
-        lines += traceback.format_list(
-            [(f.f_code.co_filename, f.f_lineno, f.f_code.co_name, None) for f in task.get_stack()]
-        )
+        lines += [f"  {frame}\n" for frame in awaiting(task.get_coro())]
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+_FRAMES = ("cr_frame", "gi_frame", "ag_frame")
+_AWAITS = ("cr_await", "gi_yieldfrom", "ag_await")
+
+
+def awaiting(coro: Any) -> Iterator[str]:
+    """The chain of coroutines (and generators) a suspended coroutine waits on, outermost first."""
+    while coro is not None:
+        if type(coro).__name__ == "async_generator_asend":  # the generator it drives
+            coro = next((g for g in gc.get_referents(coro) if inspect.isasyncgen(g)), coro)
+        frame = next((getattr(coro, a) for a in _FRAMES if getattr(coro, a, None)), None)
+        if frame is None:
+            yield repr(coro)
+            return
+        yield f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+        coro = next((getattr(coro, a) for a in _AWAITS if getattr(coro, a, None)), None)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from arq import Retry
 from arq.worker import func
 from redis.asyncio import Redis
 
+from service.cancelling import stop_task
 from service.catalog.base import JobRegistry, RegistryUnavailable
 from service.catalog.rows import JobRow
 from service.config import Settings
@@ -198,9 +199,7 @@ class WorkerCore:
         self._reconciler = asyncio.create_task(self._reconcile_forever(), name="worker.reconcile")
 
     async def stop(self) -> None:
-        if self._reconciler is not None:
-            self._reconciler.cancel()
-            await asyncio.gather(self._reconciler, return_exceptions=True)
+        await stop_task(self._reconciler)
         await self.presence.stop()
         await self.pipeline.stop()
         await self._arq.aclose()

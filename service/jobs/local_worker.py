@@ -14,6 +14,7 @@ import time
 
 from arq.worker import Worker
 
+from service.cancelling import stop_task
 from service.config import Settings
 from service.indexing.pipeline import Pipeline
 from service.jobs.arq_job import WorkerCore, worker_options
@@ -24,6 +25,7 @@ from service.store.base import Scope
 log = logging.getLogger("citeline.worker")
 
 _RESTART_MAX_S = 10.0
+_CLOSE_S = 5.0  # the most closing a worker (cancelling its jobs, dropping Redis) may take
 
 
 class LocalArqWorker:
@@ -64,9 +66,7 @@ class LocalArqWorker:
                 async with asyncio.timeout(wait):
                     while any(not t.done() for t in worker.tasks.values()):
                         await asyncio.sleep(0.05)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await stop_task(self._task, grace_s=_CLOSE_S + 1, within_s=_CLOSE_S + 10)
         await self.core.stop()
 
     async def _supervise(self) -> None:
@@ -97,7 +97,7 @@ class LocalArqWorker:
 async def _close(worker: Worker) -> None:
     """Cancel the worker's jobs (arq re-queues them) and drop its connection, within bounds."""
     try:
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(_CLOSE_S):
             await asyncio.shield(worker.close())
     except REDIS_ERRORS as exc:
         log.warning("worker.close_failed", extra={"error": repr(exc)})

@@ -27,6 +27,7 @@ import socket
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
+from service.cancelling import stop_task
 from service.catalog.rows import JobRow
 from service.redis_keys import REDIS_ERRORS, WORKERS, lock_key, worker_jobs_key, worker_key
 from service.store.base import Scope
@@ -88,9 +89,7 @@ class Presence:
 
     async def stop(self) -> None:
         """A clean exit: nothing to reclaim (arq re-queues the jobs it cancelled itself)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await stop_task(self._task)
         with contextlib.suppress(*REDIS_ERRORS):
             async with asyncio.timeout(2):
                 async with self.redis.pipeline(transaction=True) as pipe:

@@ -87,12 +87,18 @@ class Retriever:
     ) -> list[Hit]:
         sparse = self.sparse.encode_query(query, language)
         terms = sparse.indices
-        # The terms' IDF (for relevance) is probed while the question is embedded.
-        idf_probe = asyncio.ensure_future(self._idf.get(scope, terms)) if terms else None
+        # The terms' IDF (for relevance) is probed while the question is embedded; without an
+        # embedder there is nothing to overlap (the store holds the GIL), so it is probed only
+        # when the search found something.
+        early = bool(terms) and self.dense is not None
+        idf_probe = asyncio.ensure_future(self._idf.get(scope, terms)) if early else None
         try:
             dense = await self._dense_vector(query)
             hits = await self._search(scope, sparse, dense, limit, filters)
-            idf = await idf_probe if idf_probe is not None else {}
+            if idf_probe is not None:
+                idf = await idf_probe
+            else:
+                idf = await self._idf.get(scope, terms) if terms and hits else {}
         finally:
             if idf_probe is not None and not idf_probe.done():
                 idf_probe.cancel()

@@ -8,7 +8,6 @@ every `FLUSH_S` seconds and at shutdown. A report adds what is still pending in 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from service.cancelling import stop_task
 from service.redis_keys import REDIS_ERRORS, usage_key
 
 log = logging.getLogger("citeline.usage")
@@ -92,10 +92,7 @@ class UsageLedger:
                 self._pending[key].add(spent)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
         await self.flush()
         await self.backend.close()
 
