@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 
+from service.cancelling import stop_task
 from service.catalog.base import Accepted, DocKey, JobRegistry, NewDocument
 from service.catalog.rows import JobRow
 from service.indexing.pipeline import Pipeline
@@ -83,9 +84,7 @@ class EmbeddedQueue:
     async def stop(self, wait_s: float | None = None) -> None:
         """No new claims; running jobs get `wait_s` (default 0) to finish, the rest are
         queued again and resumed at the next start."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await stop_task(self._task)
         deadline = asyncio.get_running_loop().time() + (wait_s or 0.0)
         while self._running and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(_STOP_POLL_S)

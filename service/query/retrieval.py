@@ -90,15 +90,17 @@ class Retriever:
         # The terms' IDF (for relevance) is probed while the question is embedded; without an
         # embedder there is nothing to overlap (the store holds the GIL), so it is probed only
         # when the search found something.
-        early = bool(terms) and self.dense is not None
-        idf_probe = asyncio.ensure_future(self._idf.get(scope, terms)) if early else None
+        overlap = terms and self.dense is not None
+        idf_probe = asyncio.ensure_future(self._idf.get(scope, terms)) if overlap else None
         try:
             dense = await self._dense_vector(query)
             hits = await self._search(scope, sparse, dense, limit, filters)
             if idf_probe is not None:
                 idf = await idf_probe
+            elif terms and hits:
+                idf = await self._idf.get(scope, terms)
             else:
-                idf = await self._idf.get(scope, terms) if terms and hits else {}
+                idf = {}
         finally:
             if idf_probe is not None and not idf_probe.done():
                 idf_probe.cancel()

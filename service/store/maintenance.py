@@ -7,9 +7,9 @@ this loop only gives it a thread, one run at a time, and keeps a failed run from
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from service.cancelling import stop_task
 from service.store.base import VectorStore
 
 log = logging.getLogger("citeline.store")
@@ -35,7 +35,4 @@ class Maintenance:
 
     async def close(self) -> None:
         """Stop the loop; a run in progress is given up by the store's own `close`."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)

@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("service", "schemas", "workers")
 ADAPTERS = ("service.llm", "service.embeddings", "service.store")
 # What an adapter may use besides other adapters: the wire contract, configuration and the
-# shared helpers for tokens and upstream calls.
+# shared helpers for tokens, upstream calls and stopping tasks.
 ADAPTER_MAY_USE = {"schemas", "service.config", "service.pricing", "service.tokens"}
-ADAPTER_MAY_USE |= {"service.upstream", *ADAPTERS}
+ADAPTER_MAY_USE |= {"service.cancelling", "service.upstream", *ADAPTERS}
 QUERY_PATH = ("service.query", "service.llm", "service.streams", "service.routes", "service.app")
 
 
