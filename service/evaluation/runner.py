@@ -125,4 +125,9 @@ def aggregate(
         "exact_match": rate(with_answer, lambda r: bool(r.exact_match)),
         "token_f1": _mean([r.token_f1 or 0.0 for r in with_answer]),
         "answer_contains_expected": rate(with_answer, lambda r: bool(r.answer_contains_expected)),
+        # The same over the cases whose expected document was among the sources: what the
+        # answerer made of the right passage, apart from retrieval's misses and abstentions.
+        "answer_contains_expected_when_found": rate(
+            [r for r in with_answer if r.hit], lambda r: bool(r.answer_contains_expected)
+        ),
     }

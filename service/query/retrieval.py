@@ -22,9 +22,12 @@ from service.tokens import count_tokens
 _IDF_TTL_S = 300.0
 _IDF_CACHE_LIMIT = 100_000
 
-# Extra hits fetched so that chunks of superseded or deleted versions, which the store may
-# still hold for a moment, can be dropped without returning fewer results than asked.
-_OVERFETCH = 8
+# Chunks of superseded or deleted versions, which the store may still hold for a moment, are
+# dropped; when that leaves fewer hits than asked, the search is repeated this many times
+# deeper (up to _MAX_DEPTH times the limit). Fetching extra hits up front instead cost every
+# hybrid search at 100k chunks 1.7 ms (limit 18 instead of 10: 6.7 vs 5.0 ms in the store).
+_DEEPER = 4
+_MAX_DEPTH = 16
 
 
 class Retriever:
@@ -136,15 +139,15 @@ class Retriever:
     ) -> list[Hit]:
         if (sparse is None or not sparse.indices) and dense is None:
             return []
-        fetch = limit + _OVERFETCH
+        fetch = limit
         while True:
             hits = await asyncio.to_thread(
                 self.store.search, scope, sparse=sparse, dense=dense, limit=fetch, filters=filters
             )
             live = await self._live(scope, hits)
-            if len(live) >= limit or len(hits) < fetch or fetch >= 16 * limit + _OVERFETCH:
+            if len(live) >= limit or len(hits) < fetch or fetch >= _MAX_DEPTH * limit:
                 return live[:limit]
-            fetch *= 4
+            fetch *= _DEEPER
 
     async def _live(self, scope: Scope, hits: list[Hit]) -> list[Hit]:
         active = await self.registry.active_versions(scope, [h.document_id for h in hits])

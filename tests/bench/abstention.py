@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "squad_all_answerable" in runs:
         agg = runs["squad_all_answerable"]["aggregates"]
-        keys = ("answered", "expected_document_in_sources", "answer_contains_expected", "cases")
+        keys = ("answered", "expected_document_in_sources", "answer_contains_expected",
+                "answer_contains_expected_when_found", "cases")  # fmt: skip
         table.append(
             {"pairing": "squad, all indexed, every answerable question"} | {k: agg[k] for k in keys}
         )

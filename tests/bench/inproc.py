@@ -23,7 +23,7 @@ from tests.bench.server import log
 
 SCOPE = Scope("default", "default")
 LIMIT = 10
-RAW_FETCH = LIMIT + 8  # what Retriever.search asks the store for (limit + _OVERFETCH)
+RAW_FETCH = LIMIT  # what Retriever.search asks the store for first
 
 
 async def _timed_retriever(runtime: Runtime, questions: list[str]) -> dict[str, Any]:
