@@ -335,6 +335,31 @@ def test_idf_after_a_deleted_tenant_and_a_reopen(tmp_path: Path) -> None:
     store.close()
 
 
+def test_deleted_points_earn_a_rebuild_under_the_threshold_once_writes_pause(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "shard"
+    store = EdgeStore(path)
+    try:
+        _bulk(store, 3000)  # under the threshold, and nothing deleted: never worth a rebuild
+        store.maintain()
+        store.maintain()
+        assert (path / edge.IDF_EXACT).exists()
+        first = store._shard
+        store.delete_document(ACME, "d3")  # now the shard holds deleted points
+        store.maintain()  # something changed since the previous call: writes may go on
+        assert store._shard is first and not (path / edge.IDF_EXACT).exists()
+        store.maintain()  # nothing since: rebuilt without them
+        assert store._shard is not first and (path / edge.IDF_EXACT).exists()
+        assert store.chunk_count(ACME) == 3000 - 75
+        rebuilt = store._shard
+        store.maintain()
+        store.maintain()
+        assert store._shard is rebuilt
+    finally:
+        store.close()
+
+
 def test_a_rebuild_after_deletes_rewrites_the_copy_so_idf_is_exact_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
