@@ -76,7 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--maintenance-quiet",
         type=float,
-        default=25.0,
+        default=35.0,
+        # A shard left holding deleted points is rebuilt two checks after writes pause.
         help="s with no run that count as idle (the server checks every 10 s)",
     )
     p.add_argument("--out", type=Path)
