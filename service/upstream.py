@@ -1,7 +1,8 @@
 """Calls to upstream model APIs: which failures are transient, how long to wait, what they said.
 
-Shared by the chat adapters (`service.llm`) and the embedders (`service.embeddings`), which turn
-an `UpstreamFailure` into their own error types. The rules, for every OpenAI-compatible server:
+The chat adapters (`service.llm`) turn an `UpstreamFailure` into their own error types; the
+OpenAI-compatible embedder (`service.embeddings.dense`), which reads statuses itself, applies
+the same rules with the same helpers. The rules, for every OpenAI-compatible server:
 
 - transient: 408, 409, 429 (but an exhausted quota), 5xx, timeouts, refused or dropped
   connections, an error event without a status; try again after `retry_after` when known;

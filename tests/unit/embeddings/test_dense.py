@@ -1,4 +1,4 @@
-"""OpenAIEmbedder against the OpenAI stub over loopback HTTP (the real SDK, no mocks)."""
+"""OpenAIEmbedder against the OpenAI stub over loopback HTTP (real HTTP, no mocks)."""
 
 from __future__ import annotations
 
@@ -226,3 +226,14 @@ def test_answers_are_read_in_both_encodings_and_refused_in_any_other_shape() -> 
     ]:
         with pytest.raises((ValueError, TypeError, KeyError)):
             _embedding_items(bad)
+
+
+async def test_a_retry_after_longer_than_two_minutes_is_not_waited_for(
+    openai_stub: StubServer, make_embedder: MakeEmbedder
+) -> None:
+    openai_stub.faults.rate_limit(1, retry_after=600)
+    started = time.monotonic()
+    with pytest.raises(TransientEmbeddingError) as caught:
+        await make_embedder(max_retries=2).embed_query("a")
+    assert caught.value.retry_after == 600 and time.monotonic() - started < 2
+    assert len(openai_stub.requests()) == 1
