@@ -147,7 +147,9 @@ def delete_half(
     url: str, data_dir: Path, questions: list[str], args: argparse.Namespace
 ) -> dict[str, Any]:
     """Delete the half of phase 1's documents marked for it (1,000 a call, the route's page),
-    wait until maintenance is idle again, then search; the data dir's size before and after."""
+    wait until maintenance is idle again, then search; the data dir's size before (once the
+    previous phase's maintenance is idle: its copy would count) and after."""
+    wait_for_maintenance(data_dir, args.maintenance_timeout, 1.0, 1.0)
     before = disk_mib(data_dir)
     started, deleted = time.perf_counter(), 0
     body = {"filters": {"type": "eq", "key": HALF, "value": 1}}
