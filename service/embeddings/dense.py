@@ -205,7 +205,11 @@ class OpenAIEmbedder:
     async def _send(self, body: dict[str, object]) -> tuple[int, Mapping[str, str], bytes]:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
-        async with self._session.post(self._url, json=body, headers=self._headers) as response:
+        # No redirects: the key goes to the configured server only (a 3xx is an error).
+        post = self._session.post(
+            self._url, json=body, headers=self._headers, allow_redirects=False
+        )
+        async with post as response:
             return response.status, response.headers, await response.read()
 
     def _invalid(self, exc: Exception) -> PermanentEmbeddingError:
