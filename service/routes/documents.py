@@ -30,6 +30,7 @@ from service.catalog.base import Accepted
 from service.deps import DocumentsDep, ReadAccess, WriteAccess
 from service.documents import Documents, new_batch_id
 from service.errors import BadRequest, NotFound, problem_responses
+from service.opened_file import OpenedFileResponse, open_file
 from service.parsing.model import MEDIA_TYPES
 from service.routes.forms import Form, form_body, is_multipart, json_body
 from service.uploads import Upload, check_file, file_options
@@ -262,12 +263,15 @@ async def document_file(
 ) -> FileResponse:
     """The served version's original file with its media type (a PDF opens at `#page=N`)."""
     original = await documents.original(caller.scope_of(collection), document_id)
+    handle = await open_file(original.path)
+    if handle is None:  # deleted since
+        raise NotFound(f"no document {document_id!r} in collection {collection!r}")
     inline = original.media_type == "application/pdf"  # the browser's viewer, at #page=N
     headers = {"X-Document-Version": original.version, "X-Content-Type-Options": "nosniff"}
     if not inline:  # an uploaded HTML page must never run as this origin's page
         headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
-    return FileResponse(
-        original.path,
+    return OpenedFileResponse(
+        handle,
         media_type=original.media_type,
         filename=original.filename or f"{document_id}",
         content_disposition_type="inline" if inline else "attachment",
