@@ -37,6 +37,7 @@ __all__ = [
     "is_transient_status",
     "parse_retry_after",
     "root_cause",
+    "status_failure",
     "timed_out",
 ]
 
@@ -127,6 +128,21 @@ def _server_message(exc: openai.APIStatusError) -> str:
     return exc.message
 
 
+def status_failure(
+    subject: str, status: int, code: str | None, headers: _Headers, detail: str
+) -> UpstreamFailure:
+    """An error status from an upstream, with the error `code` its body gave and what it said
+    (`detail`), as a failure."""
+    message = f"{subject} failed with HTTP {status}"
+    # OpenAI reports an exhausted quota as a 429, but waiting does not refill it.
+    if status == 429 and code == "insufficient_quota":
+        return UpstreamFailure("permanent", f"{message} (quota exhausted)", status, detail=detail)
+    if is_transient_status(status):
+        retry_after = parse_retry_after(headers)
+        return UpstreamFailure("transient", message, status, retry_after, detail=detail)
+    return UpstreamFailure("permanent", message, status, not_found=status == 404, detail=detail)
+
+
 def classify_openai_error(exc: openai.OpenAIError, subject: str, server: str) -> UpstreamFailure:
     """An `openai` SDK exception, raised after the SDK's own retries, as a failure.
 
@@ -138,18 +154,9 @@ def classify_openai_error(exc: openai.OpenAIError, subject: str, server: str) ->
     if isinstance(exc, openai.APIConnectionError):
         return UpstreamFailure("transient", f"cannot reach {server}", detail=root_cause(exc))
     if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        message = f"{subject} failed with HTTP {status}"
-        detail = _server_message(exc)
-        # OpenAI reports an exhausted quota as a 429, but waiting does not refill it.
-        if status == 429 and exc.code == "insufficient_quota":
-            return UpstreamFailure(
-                "permanent", f"{message} (quota exhausted)", status, detail=detail
-            )
-        if is_transient_status(status):
-            retry_after = parse_retry_after(exc.response.headers)
-            return UpstreamFailure("transient", message, status, retry_after, detail=detail)
-        return UpstreamFailure("permanent", message, status, not_found=status == 404, detail=detail)
+        return status_failure(
+            subject, exc.status_code, exc.code, exc.response.headers, _server_message(exc)
+        )
     if isinstance(exc, openai.APIResponseValidationError):
         return UpstreamFailure("permanent", f"invalid response to {subject}", detail=str(exc))
     # APIError without a status: an `{"error": ...}` event inside a stream.

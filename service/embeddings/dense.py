@@ -26,7 +26,7 @@ from typing import Protocol
 import aiohttp
 import numpy as np
 
-from service.upstream import backoff_s, is_transient_status, parse_retry_after
+from service.upstream import backoff_s, parse_retry_after, status_failure
 
 __all__ = [
     "DenseEmbedder",
@@ -275,19 +275,15 @@ def _first_embedding_error(group: BaseExceptionGroup[BaseException]) -> Embeddin
 def _status_error(
     subject: str, status: int, raw: bytes, headers: Mapping[str, str]
 ) -> EmbeddingError:
-    """An error answer as our error, transient or permanent by its status (an exhausted quota
-    is a 429 that waiting does not cure); what the server said goes to `detail` only."""
-    message = f"{subject} failed with HTTP {status}"
-    detail, code = _server_error(raw)
-    if status == 429 and code == "insufficient_quota":
-        return PermanentEmbeddingError(
-            f"{message} (quota exhausted)", status_code=status, detail=detail
-        )
-    if is_transient_status(status):
+    """An error answer as our error (the shared rules of `upstream.status_failure`); what the
+    server said goes to `detail` only."""
+    said, code = _server_error(raw)
+    failure = status_failure(subject, status, code, headers, said)
+    if failure.transient:
         return TransientEmbeddingError(
-            message, status_code=status, retry_after=parse_retry_after(headers), detail=detail
+            failure.message, status_code=status, retry_after=failure.retry_after, detail=said
         )
-    return PermanentEmbeddingError(message, status_code=status, detail=detail)
+    return PermanentEmbeddingError(failure.message, status_code=status, detail=said)
 
 
 def _server_error(raw: bytes) -> tuple[str, str | None]:
