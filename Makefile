@@ -11,7 +11,7 @@ DEV_LOCK := requirements/dev.lock
 PIP_LOCKED := $(PY) -m pip install --quiet --require-hashes --only-binary :all: -r
 PDF    ?= ../bench-data/debian-policy.pdf
 
-.PHONY: run worker test lint fmt lock bench bench-queue bench-files eval clean
+.PHONY: run worker test lint fmt lock bench bench-queue bench-files bench-llamaindex eval clean
 
 $(VENV)/.run: pyproject.toml $(PIP_LOCK) $(RUN_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "citeline needs Python 3.11 or newer")'
@@ -60,6 +60,7 @@ bench: $(VENV)/.dev
 	$(PY) -m tests.bench.backup --data $(DATA)
 	$(PY) -m tests.bench.auth --data $(DATA)
 	$(PY) -m tests.bench.files --pdf $(PDF)
+	$(PY) -m tests.bench.llamaindex
 
 # arq workers (1 and 2) against the inline queue; needs redis-server on PATH.
 bench-queue: $(VENV)/.dev
@@ -68,6 +69,11 @@ bench-queue: $(VENV)/.dev
 # PDF parse speed, upload-to-searchable, parser memory, 1,000 small files (PDF=path/to.pdf).
 bench-files: $(VENV)/.dev
 	$(PY) -m tests.bench.files --pdf $(PDF)
+
+# Ingestion beside LlamaIndex's IngestionPipeline into Qdrant, 5,000 nfcorpus documents (its
+# packages go into a venv of their own under ~/.cache/citeline-bench, made on first use).
+bench-llamaindex: $(VENV)/.dev
+	$(PY) -m tests.bench.llamaindex
 
 # Retrieval quality beside bm25s on every BEIR folder, then the abstention protocol (both
 # through the service: /v1/search and POST /v1/evaluations), then our BM25 encoder against
