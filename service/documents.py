@@ -32,6 +32,7 @@ from service.errors import BadRequest, NotFound, PayloadTooLarge, Unavailable
 from service.files import ORIGINAL, TEXT, FileStore
 from service.jobs.base import JobQueue
 from service.quotas.metering import Metering
+from service.served_matches import ServedMatches
 from service.store.base import Scope, VectorStore
 from service.tokens import count_tokens
 from service.uploads import CheckedFile
@@ -99,6 +100,7 @@ class Documents:
         # Paid embeddings (an OpenAI-compatible API) count against the tenant's token budget.
         self._paid_embeddings = settings.embedding_provider == "openai"
         self.files = files
+        self._served_matches = ServedMatches(store, registry)
 
     def _chunking(self, chunking: ChunkingOptions | None) -> tuple[int, int]:
         """The request's chunk size and overlap, else the defaults."""
@@ -302,13 +304,18 @@ class Documents:
         raise NotFound(f"the original of document {document_id!r} is not stored here")
 
     async def delete(self, scope: Scope, document_id: str) -> bool:
-        """Tombstone the document (never served from now on), then erase its chunks and every
-        version's original and text."""
-        if not await self.registry.delete(scope, document_id):
-            return False
-        await self.queue.delete_chunks(scope, document_id)
-        await asyncio.to_thread(self.files.remove_versions, scope, document_id, set())
-        return True
+        """Delete one document (see `_delete`); False when it was not live."""
+        return bool(await self._delete(scope, [document_id]))
+
+    async def _delete(self, scope: Scope, document_ids: Sequence[str]) -> list[str]:
+        """Tombstone the documents at once (never served from now on), then erase their
+        chunks (one store call) and every version's original and text; the ids that were
+        live. A job still running for one of them removes its own chunks when it ends."""
+        deleted = await self.registry.delete_documents(scope, document_ids)
+        if deleted:
+            await self.queue.delete_chunks(scope, deleted)
+            await asyncio.to_thread(self.files.remove_documents, scope, deleted)
+        return deleted
 
     async def delete_collection(self, scope: Scope) -> int:
         """Tombstone every document of the collection, then remove its chunks; a job still
@@ -326,11 +333,8 @@ class Documents:
         filter grammar over metadata); the ids deleted, and whether more match. A document
         still being indexed for the first time has no chunks yet, so it matches once indexed.
         """
-        stored = await asyncio.to_thread(self.store.document_versions, scope, filters)
-        active = await self.registry.active_versions(scope, sorted(stored))
-        matching = sorted(d for d, versions in stored.items() if active.get(d) in versions)
-        deleted = [d for d in matching[:limit] if await self.delete(scope, d)]
-        return deleted, len(matching) > limit
+        matching, more = await self._served_matches.take(scope, filters, limit)
+        return sorted(await self._delete(scope, matching)), more
 
     async def compact(self) -> None:
         """Drop what deletions left in the registry's and the store's files (see

@@ -20,6 +20,7 @@ import hashlib
 import os
 import secrets
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from service.store.base import Scope
@@ -79,11 +80,16 @@ class FileStore:
         with contextlib.suppress(FileNotFoundError):
             self.path(scope, document_id, version, kind).unlink()
 
+    def remove_documents(self, scope: Scope, document_ids: Iterable[str]) -> None:
+        """Every file of every version of the documents."""
+        for document_id in document_ids:
+            shutil.rmtree(self.folder(scope, document_id), ignore_errors=True)
+
     def remove_versions(self, scope: Scope, document_id: str, keep: set[str]) -> int:
         """Delete every version's files but those of `keep`; all of them when it is empty."""
         folder = self.folder(scope, document_id)
         if not keep:
-            shutil.rmtree(folder, ignore_errors=True)
+            self.remove_documents(scope, [document_id])
             return 1
         removed = 0
         with contextlib.suppress(FileNotFoundError):

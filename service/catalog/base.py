@@ -249,8 +249,10 @@ class JobRegistry(Protocol):
         server with its own backups (Redis)."""
         ...
 
-    async def delete(self, scope: Scope, document_id: str) -> bool:
-        """Tombstone a document: from this moment on it is never served."""
+    async def delete_documents(self, scope: Scope, document_ids: Sequence[str]) -> list[str]:
+        """Tombstone the documents at once (one transaction): from this moment on none is
+        served. The ids of those that were live, the others (unknown, already deleted) left
+        out."""
         ...
 
     async def delete_collection(self, scope: Scope) -> int:

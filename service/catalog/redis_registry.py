@@ -375,10 +375,14 @@ class RedisRegistry:
                 sizes = await pipe.execute()
         return [n for n, size in zip(names, sizes, strict=True) if size][:limit]
 
-    async def delete(self, scope: Scope, document_id: str) -> bool:
-        args = [keys.scope_key(scope), scope.tenant, repr(time.time()), document_id]
-        deleted = bool(await self._script("DELETE", args))
-        self._active.forget(scope, document_id)
+    async def delete_documents(self, scope: Scope, document_ids: Sequence[str]) -> list[str]:
+        """Tombstone the documents in one script (atomic); the ids of those that were live."""
+        if not document_ids:
+            return []
+        args = [keys.scope_key(scope), scope.tenant, repr(time.time()), *document_ids]
+        deleted = list(await self._script("DELETE", args))
+        for document_id in document_ids:
+            self._active.forget(scope, document_id)
         return deleted
 
     async def delete_collection(self, scope: Scope, step: int = 500) -> int:
@@ -389,10 +393,7 @@ class RedisRegistry:
                 ids = await _r(self.redis.zrange(keys.docs_key(scope), 0, step - 1))
             if not ids:
                 return n
-            args = [keys.scope_key(scope), scope.tenant, repr(time.time()), *ids]
-            n += int(await self._script("DELETE", args))
-            for document_id in ids:
-                self._active.forget(scope, document_id)
+            n += len(await self.delete_documents(scope, ids))
 
     async def tenant_storage(self, tenant: str) -> Stored:
         async with self._guard("tenant_storage"):

@@ -240,9 +240,9 @@ return 1
 """
 )
 
-# ARGV: scope key, tenant, now, document_id... → how many live documents were tombstoned
+# ARGV: scope key, tenant, now, document_id... → the ids of the live documents tombstoned
 DELETE = r"""
-local n = 0
+local deleted = {}
 local tkey = 'cl:tenant:' .. ARGV[2]
 for i = 4, #ARGV do
   local dkey = 'cl:doc:' .. ARGV[1] .. '\31' .. ARGV[i]
@@ -254,11 +254,11 @@ for i = 4, #ARGV do
     redis.call('HSET', dkey, 'deleted', 1, 'chunks', 0, 'updated_at', ARGV[3])
     redis.call('HDEL', dkey, 'active_version')
     redis.call('HDEL', 'cl:active:' .. ARGV[1], ARGV[i])
-    n = n + 1
+    deleted[#deleted + 1] = ARGV[i]
   end
   redis.call('ZREM', 'cl:docs:' .. ARGV[1], ARGV[i])
 end
-return n
+return deleted
 """
 
 # ARGV: job_id, tries, title (JSON), chars, pages ('' for none), pages_without_text (JSON),

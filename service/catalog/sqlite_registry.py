@@ -123,6 +123,7 @@ T = TypeVar("T")
 _READ = 10_000
 _BACKGROUND = 100_000
 _ACCEPT_SLICE = 64
+_IDS_PER_STATEMENT = 500  # bound parameters per statement: old SQLite builds allow 999
 
 
 class SqliteRegistry:
@@ -396,19 +397,31 @@ class SqliteRegistry:
         return {r[0]: r[1] for r in rows}
 
     # -- deleting --------------------------------------------------------------------------
-    async def delete(self, scope: Scope, document_id: str) -> bool:
-        """Tombstone a document: from this moment on it is never served."""
-        return await self._call(self._delete, scope, document_id, priority=_READ)
+    async def delete_documents(self, scope: Scope, document_ids: Sequence[str]) -> list[str]:
+        """Tombstone the documents in one transaction; the ids of those that were live."""
+        return await self._call(self._delete_documents, scope, document_ids, priority=_READ)
 
-    def _delete(self, scope: Scope, document_id: str) -> bool:
+    def _delete_documents(self, scope: Scope, document_ids: Sequence[str]) -> list[str]:
+        deleted: list[str] = []
         with self.db:
-            n = self.db.execute(
-                "UPDATE documents SET deleted=1, active_version=NULL, chunks=0, updated_at=?"
-                " WHERE tenant=? AND collection=? AND document_id=? AND deleted=0",
-                (time.time(), scope.tenant, scope.collection, document_id),
-            ).rowcount
-        self.active.get(scope, {}).pop(document_id, None)
-        return n > 0
+            for start in range(0, len(document_ids), _IDS_PER_STATEMENT):
+                ids = document_ids[start : start + _IDS_PER_STATEMENT]
+                where = (
+                    "tenant=? AND collection=? AND deleted=0"
+                    f" AND document_id IN ({','.join('?' * len(ids))})"
+                )
+                args = (scope.tenant, scope.collection, *ids)
+                live = self.db.execute(f"SELECT document_id FROM documents WHERE {where}", args)
+                deleted += [r[0] for r in live]
+                self.db.execute(
+                    "UPDATE documents SET deleted=1, active_version=NULL, chunks=0, updated_at=?"
+                    f" WHERE {where}",
+                    (time.time(), *args),
+                )
+        active = self.active.get(scope, {})
+        for document_id in deleted:
+            active.pop(document_id, None)
+        return deleted
 
     async def delete_collection(self, scope: Scope) -> int:
         return await self._call(self._delete_collection, scope, priority=_READ)

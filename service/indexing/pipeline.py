@@ -325,17 +325,18 @@ class Pipeline:
     ) -> None:
         """Chunks of every version but the served one; files of every version but the served
         and the newest (whose job may still wait for its original); all when it is deleted."""
-        await self.delete_chunks(job.scope, job.row.document_id, keep_version=keep_version)
+        await self.delete_chunks(job.scope, [job.row.document_id], keep_version=keep_version)
         keep = {v for v in (keep_version, latest_version) if v is not None}
         await asyncio.to_thread(self.files.remove_versions, job.scope, job.row.document_id, keep)
 
     async def delete_chunks(
-        self, scope: Scope, document_id: str, *, keep_version: str | None = None
+        self, scope: Scope, document_ids: Sequence[str], *, keep_version: str | None = None
     ) -> None:
-        """Delete a document's chunks (but `keep_version`'s), never amid an upsert of them."""
+        """Delete the documents' chunks (but `keep_version`'s) in one store call, never amid
+        an upsert of them."""
         async with self._store_lock:
             await asyncio.to_thread(
-                self.store.delete_document, scope, document_id, keep_version=keep_version
+                self.store.delete_documents, scope, document_ids, keep_version=keep_version
             )
 
 

@@ -120,7 +120,7 @@ class LocalWorker(Protocol):
     @property
     def pipeline(self) -> Pipeline: ...
 
-    async def delete_chunks(self, scope: Scope, document_id: str) -> None: ...
+    async def delete_chunks(self, scope: Scope, document_ids: Sequence[str]) -> None: ...
 
     async def start(self) -> None: ...
 
@@ -178,11 +178,11 @@ class ArqQueue:
             ) from exc
         return accepted
 
-    async def delete_chunks(self, scope: Scope, document_id: str) -> None:
+    async def delete_chunks(self, scope: Scope, document_ids: Sequence[str]) -> None:
         if self.worker is not None:  # the local pipeline orders this after its own writes
-            await self.worker.delete_chunks(scope, document_id)
+            await self.worker.delete_chunks(scope, document_ids)
         else:
-            await asyncio.to_thread(self.store.delete_document, scope, document_id)
+            await asyncio.to_thread(self.store.delete_documents, scope, document_ids)
 
     async def start(self) -> None:
         if self.worker is not None:

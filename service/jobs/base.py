@@ -39,8 +39,8 @@ class JobQueue(Protocol):
         new ones; answers promptly or raises `QueueUnavailable` (or `RegistryUnavailable`)."""
         ...
 
-    async def delete_chunks(self, scope: Scope, document_id: str) -> None:
-        """Remove a deleted document's chunks from the store."""
+    async def delete_chunks(self, scope: Scope, document_ids: Sequence[str]) -> None:
+        """Remove deleted documents' chunks from the store, in one call."""
         ...
 
     def backlog(self) -> dict[str, int]:

@@ -56,8 +56,8 @@ class EmbeddedQueue:
         self._wake.set()
         return accepted
 
-    async def delete_chunks(self, scope: Scope, document_id: str) -> None:
-        await self.pipeline.delete_chunks(scope, document_id)
+    async def delete_chunks(self, scope: Scope, document_ids: Sequence[str]) -> None:
+        await self.pipeline.delete_chunks(scope, document_ids)
 
     @property
     def inflight(self) -> int:

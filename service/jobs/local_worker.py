@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 
 from arq.worker import Worker
 
@@ -44,8 +45,8 @@ class LocalArqWorker:
     def pipeline(self) -> Pipeline:
         return self.core.pipeline
 
-    async def delete_chunks(self, scope: Scope, document_id: str) -> None:
-        await self.core.pipeline.delete_chunks(scope, document_id)
+    async def delete_chunks(self, scope: Scope, document_ids: Sequence[str]) -> None:
+        await self.core.pipeline.delete_chunks(scope, document_ids)
 
     async def start(self) -> None:
         try:

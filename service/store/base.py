@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -114,6 +114,15 @@ class Hit:
     relevance: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class VersionsPage:
+    """A page of a scan over chunks, in point id order: each chunk's (point id, document id,
+    version); and where the next page starts (None after the last)."""
+
+    chunks: list[tuple[str, str, str]]
+    next_start: str | None
+
+
 class VectorStore(Protocol):
     """Synchronous store contract; callers run it off the event loop where it may block.
 
@@ -144,10 +153,11 @@ class VectorStore(Protocol):
         """How many chunks the scope holds (BM25's N)."""
         ...
 
-    def delete_document(
-        self, scope: Scope, document_id: str, *, keep_version: str | None = None
+    def delete_documents(
+        self, scope: Scope, document_ids: Sequence[str], *, keep_version: str | None = None
     ) -> None:
-        """Delete a document's chunks, all of them or all but those of `keep_version`."""
+        """Delete the documents' chunks, all of them or all but those of `keep_version`, in
+        one call."""
         ...
 
     def delete_collection(self, scope: Scope) -> None:
@@ -158,9 +168,13 @@ class VectorStore(Protocol):
         """Ids of every stored chunk in scope (of one document when given)."""
         ...
 
-    def document_versions(self, scope: Scope, filters: Filter | None) -> dict[str, set[str]]:
-        """Documents with a chunk in scope that matches `filters`, and those chunks' versions
-        (a superseded version may still be stored for a moment)."""
+    def document_versions(
+        self, scope: Scope, filters: Filter | None, start: str | None = None
+    ) -> VersionsPage:
+        """One page of the chunks in scope that match `filters`, in point id order from the
+        point `start` on (a point deleted since may be named): which document versions they
+        belong to. A document's chunks may lie on several pages, and be of several versions
+        (a superseded one may still be stored for a moment)."""
         ...
 
     def maintain(self) -> None:
@@ -198,6 +212,13 @@ def chunk_payload(scope: Scope, point: ChunkPoint) -> dict[str, Any]:
         "source": point.source,
         "metadata": point.metadata,
     }
+
+
+def versions_page(chunks: Iterable[tuple[Any, dict[str, Any]]], next_start: Any) -> VersionsPage:
+    """The page of (point id, payload) pairs, in point id order; each payload holds at least
+    `document_id` and `version`."""
+    versions = [(str(pid), p["document_id"], p["version"]) for pid, p in chunks]
+    return VersionsPage(versions, None if next_start is None else str(next_start))
 
 
 def idf(chunks: int, with_term: int) -> float:

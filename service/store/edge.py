@@ -34,7 +34,15 @@ import qdrant_edge as qe
 
 from schemas.filters import Filter
 from service.store import base, edge_compact, edge_optimize
-from service.store.base import ChunkPoint, Hit, Leg, Scope, SparseVector, StoreError
+from service.store.base import (
+    ChunkPoint,
+    Hit,
+    Leg,
+    Scope,
+    SparseVector,
+    StoreError,
+    VersionsPage,
+)
 from service.store.edge_census import IDF_EXACT, ScopeCensus
 from service.store.filters import edge_filter
 
@@ -220,11 +228,13 @@ class EdgeStore:
         with self._lock, _engine("count"):
             return self._shard.count(qe.CountRequest(filter=edge_filter(scope), exact=True))
 
-    def delete_document(
-        self, scope: Scope, document_id: str, *, keep_version: str | None = None
+    def delete_documents(
+        self, scope: Scope, document_ids: Sequence[str], *, keep_version: str | None = None
     ) -> None:
-        """Delete a document's chunks, all of them or all but those of `keep_version`."""
-        self._delete(edge_filter(scope, document_id=document_id, exclude_version=keep_version))
+        """Delete the documents' chunks, all of them or all but those of `keep_version`."""
+        if document_ids:
+            flt = edge_filter(scope, document_ids=document_ids, exclude_version=keep_version)
+            self._delete(flt)
 
     def delete_collection(self, scope: Scope) -> None:
         """Delete every chunk of the scope."""
@@ -246,29 +256,32 @@ class EdgeStore:
 
     def chunk_ids(self, scope: Scope, document_id: str | None = None) -> list[str]:
         """Ids of every stored chunk in scope (of one document when given)."""
-        flt = edge_filter(scope, document_id=document_id)
-        return [str(r.id) for r in self._scroll(flt, False)]
-
-    def document_versions(self, scope: Scope, filters: Filter | None) -> dict[str, set[str]]:
-        """The documents (and their stored versions) with a chunk that matches `filters`."""
-        found: dict[str, set[str]] = {}
-        for r in self._scroll(edge_filter(scope, filters=filters), ["document_id", "version"]):
-            payload = r.payload or {}
-            found.setdefault(payload["document_id"], set()).add(payload["version"])
-        return found
-
-    def _scroll(self, flt: qe.Filter, with_payload: bool | list[str]) -> list[qe.Record]:
-        out: list[qe.Record] = []
-        offset: Any = None
+        flt = edge_filter(scope, document_ids=None if document_id is None else [document_id])
+        out: list[str] = []
+        start: Any = None
         while True:
-            request = qe.ScrollRequest(
-                offset=offset, limit=_SCROLL_PAGE, filter=flt, with_payload=with_payload
-            )
-            with self._lock, _engine("read"):
-                records, offset = self._shard.scroll(request)
-            out.extend(records)
-            if offset is None:
+            records, start = self._page(flt, False, start)
+            out.extend(str(r.id) for r in records)
+            if start is None:
                 return out
+
+    def document_versions(
+        self, scope: Scope, filters: Filter | None, start: str | None = None
+    ) -> VersionsPage:
+        """One page of the chunks in scope that match `filters`: their document versions."""
+        flt = edge_filter(scope, filters=filters)
+        records, after = self._page(flt, ["document_id", "version"], start)
+        return base.versions_page(((r.id, r.payload or {}) for r in records), after)
+
+    def _page(
+        self, flt: qe.Filter, with_payload: bool | list[str], start: Any
+    ) -> tuple[list[qe.Record], Any]:
+        """Up to _SCROLL_PAGE matching points from the point id `start`, and the next id."""
+        request = qe.ScrollRequest(
+            offset=start, limit=_SCROLL_PAGE, filter=flt, with_payload=with_payload
+        )
+        with self._lock, _engine("read"):
+            return self._shard.scroll(request)
 
     def maintain(self) -> None:
         """Rebuild the shard once enough was written or deleted since the last rebuild (less,

@@ -138,11 +138,11 @@ def _translate(b: _Builder[C], f: Filter) -> C:
 
 
 def _scoped(
-    b: _Builder[C], scope: Scope, document_id: str | None, filters: Filter | None
+    b: _Builder[C], scope: Scope, document_ids: Sequence[str] | None, filters: Filter | None
 ) -> list[C]:
     conditions = [b.match("tenant", scope.tenant), b.match("collection", scope.collection)]
-    if document_id is not None:
-        conditions.append(b.match("document_id", document_id))
+    if document_ids is not None:
+        conditions.append(b.match_any("document_id", list(document_ids)))
     if filters is not None:
         conditions.append(_translate(b, filters))
     return conditions
@@ -151,24 +151,25 @@ def _scoped(
 def edge_filter(
     scope: Scope,
     *,
-    document_id: str | None = None,
+    document_ids: Sequence[str] | None = None,
     filters: Filter | None = None,
     exclude_version: str | None = None,
 ) -> qe.Filter:
-    """Edge filter for `scope` (and one document, metadata filters, a version to spare)."""
+    """Edge filter for `scope` (and some documents, metadata filters, a version to spare)."""
     b = _EdgeBuilder()
     must_not = [b.match("version", exclude_version)] if exclude_version is not None else None
-    return qe.Filter(must=_scoped(b, scope, document_id, filters), must_not=must_not)
+    return qe.Filter(must=_scoped(b, scope, document_ids, filters), must_not=must_not)
 
 
 def qdrant_filter(
     scope: Scope,
     *,
-    document_id: str | None = None,
+    document_ids: Sequence[str] | None = None,
     filters: Filter | None = None,
     exclude_version: str | None = None,
 ) -> qm.Filter:
-    """qdrant-client filter for `scope` (and one document, metadata filters, a version to spare)."""
+    """qdrant-client filter for `scope` (and some documents, metadata filters, a version to
+    spare)."""
     b = _QdrantBuilder()
     must_not = [b.match("version", exclude_version)] if exclude_version is not None else None
-    return qm.Filter(must=_scoped(b, scope, document_id, filters), must_not=must_not)
+    return qm.Filter(must=_scoped(b, scope, document_ids, filters), must_not=must_not)

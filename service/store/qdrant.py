@@ -21,7 +21,15 @@ from qdrant_client.http.exceptions import ApiException
 
 from schemas.filters import Filter
 from service.store import base, naming
-from service.store.base import ChunkPoint, Hit, Leg, Scope, SparseVector, StoreError
+from service.store.base import (
+    ChunkPoint,
+    Hit,
+    Leg,
+    Scope,
+    SparseVector,
+    StoreError,
+    VersionsPage,
+)
 from service.store.filters import qdrant_filter
 
 _LOCAL = ":memory:"
@@ -209,19 +217,20 @@ class QdrantStore:
                 self._name, count_filter=qdrant_filter(scope), exact=True
             ).count
 
-    def delete_document(
-        self, scope: Scope, document_id: str, *, keep_version: str | None = None
+    def delete_documents(
+        self, scope: Scope, document_ids: Sequence[str], *, keep_version: str | None = None
     ) -> None:
-        """Delete a document's chunks, all of them or all but those of `keep_version`."""
-        flt = qdrant_filter(scope, document_id=document_id, exclude_version=keep_version)
-        with self._lock():
-            self._client.delete(
-                self._name, points_selector=qm.FilterSelector(filter=flt), wait=True
+        """Delete the documents' chunks, all of them or all but those of `keep_version`."""
+        if document_ids:
+            self._delete(
+                qdrant_filter(scope, document_ids=document_ids, exclude_version=keep_version)
             )
 
     def delete_collection(self, scope: Scope) -> None:
         """Delete every chunk of the scope."""
-        flt = qdrant_filter(scope)
+        self._delete(qdrant_filter(scope))
+
+    def _delete(self, flt: qm.Filter) -> None:
         with self._lock():
             self._client.delete(
                 self._name, points_selector=qm.FilterSelector(filter=flt), wait=True
@@ -229,32 +238,35 @@ class QdrantStore:
 
     def chunk_ids(self, scope: Scope, document_id: str | None = None) -> list[str]:
         """Ids of every stored chunk in scope (of one document when given)."""
-        flt = qdrant_filter(scope, document_id=document_id)
-        return [str(r.id) for r in self._scroll(flt, False)]
-
-    def document_versions(self, scope: Scope, filters: Filter | None) -> dict[str, set[str]]:
-        """The documents (and their stored versions) with a chunk that matches `filters`."""
-        found: dict[str, set[str]] = {}
-        for r in self._scroll(qdrant_filter(scope, filters=filters), ["document_id", "version"]):
-            payload = r.payload or {}
-            found.setdefault(payload["document_id"], set()).add(payload["version"])
-        return found
-
-    def _scroll(self, flt: qm.Filter, with_payload: bool | list[str]) -> list[qm.Record]:
-        out: list[qm.Record] = []
-        offset: qm.ExtendedPointId | None = None
+        flt = qdrant_filter(scope, document_ids=None if document_id is None else [document_id])
+        out: list[str] = []
+        start: qm.ExtendedPointId | None = None
         while True:
-            with self._lock():
-                records, offset = self._client.scroll(
-                    self._name,
-                    scroll_filter=flt,
-                    limit=_SCROLL_PAGE,
-                    offset=offset,
-                    with_payload=with_payload,
-                )
-            out.extend(records)
-            if offset is None:
+            records, start = self._page(flt, False, start)
+            out.extend(str(r.id) for r in records)
+            if start is None:
                 return out
+
+    def document_versions(
+        self, scope: Scope, filters: Filter | None, start: str | None = None
+    ) -> VersionsPage:
+        """One page of the chunks in scope that match `filters`: their document versions."""
+        flt = qdrant_filter(scope, filters=filters)
+        records, after = self._page(flt, ["document_id", "version"], start)
+        return base.versions_page(((r.id, r.payload or {}) for r in records), after)
+
+    def _page(
+        self, flt: qm.Filter, with_payload: bool | list[str], start: qm.ExtendedPointId | None
+    ) -> tuple[list[qm.Record], qm.ExtendedPointId | None]:
+        """Up to _SCROLL_PAGE matching points from the point id `start`, and the next id."""
+        with self._lock():
+            return self._client.scroll(
+                self._name,
+                scroll_filter=flt,
+                limit=_SCROLL_PAGE,
+                offset=start,
+                with_payload=with_payload,
+            )
 
     def maintain(self) -> None:
         """Nothing to do: the server runs its own optimisers."""

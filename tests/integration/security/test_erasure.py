@@ -15,7 +15,11 @@ from typing import Any
 import pytest
 import redis
 
+from service.routes import documents as document_routes
+from service.store import edge
+from service.store.base import ChunkPoint, Scope, SparseVector
 from tests.conftest import wait_until
+from tests.integration.security.helpers import Keyed
 from tests.redis_server import RedisServer, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -91,15 +95,9 @@ def test_delete_a_collection_within_the_tenant(server: Any) -> None:
         assert [h["document_id"] for h in found["results"]] == ["b1"]
         alpha = c.post("/v1/search", json={"query": "granite", "collection": "alpha"}).json()
         assert alpha["results"] == []
-        assert server.runtime.store.chunk_ids(_scope("default", "alpha")) == []
+        assert server.runtime.store.chunk_ids(Scope("default", "alpha")) == []
         assert c.delete("/v1/collections/alpha").json()["documents"] == 0
     server.index(id="a3", text="Alpha again.", collection="alpha")  # the name can be reused
-
-
-def _scope(tenant: str, collection: str) -> Any:
-    from service.store.base import Scope
-
-    return Scope(tenant, collection)
 
 
 def test_delete_by_filter(server: Any) -> None:
@@ -118,6 +116,74 @@ def test_delete_by_filter(server: Any) -> None:
         assert left == ["d3", "d4", "d5"]
         bad = c.post("/v1/documents/delete", json={"filters": {"type": "gt", "key": "y"}})
         assert bad.status_code == 422
+
+
+def _stale_chunk(document_id: str, version: str, year: int) -> ChunkPoint:
+    """A chunk of a superseded version, as the store holds one until its clean-up."""
+    text = f"Report on lava, version {version}."
+    return ChunkPoint(
+        document_id=document_id, version=version, chunk_index=0, text=text, start=0,
+        end=len(text), sparse=SparseVector([1], [1.0]), metadata={"year": year},
+    )  # fmt: skip
+
+
+def test_delete_by_filter_pages_through_served_versions_of_the_callers_scope_only(
+    keyed: Keyed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two documents a call, the store's scan three chunks a page: the calls go on while
+    `more`, and between them delete exactly the documents whose served version matches."""
+    monkeypatch.setattr(document_routes, "DELETE_MATCHING_LIMIT", 2)
+    monkeypatch.setattr(edge, "_SCROLL_PAGE", 3)
+    acme, globex = keyed.mint(tenant="acme")["key"], keyed.mint(tenant="globex")["key"]
+    old = {"year": 2020}
+    for i in range(7):
+        keyed.index(acme, id=f"old{i}", text=f"Report {i} on lava flows.", metadata=old)
+        keyed.index(globex, id=f"old{i}", text=f"Report {i} on lava flows.", metadata=old)
+    keyed.index(
+        acme, id="old0", text="Report on lava, the wiki's.", metadata=old, collection="wiki"
+    )
+    keyed.index(acme, id="recent", text="Report on lava today.", metadata={"year": 2024})
+    keyed.index(acme, id="renewed", text="Report on lava, first draft.", metadata=old)
+    keyed.index(acme, id="renewed", text="Report on lava, final.", metadata={"year": 2024})
+    keyed.index(acme, id="revised", text="Report on lava, a draft.", metadata={"year": 2024})
+    keyed.index(acme, id="revised", text="Report on lava, revised.", metadata=old)
+    store, mine = keyed.live.runtime.store, Scope("acme", "default")
+    store.upsert(
+        mine,
+        [
+            _stale_chunk("renewed", "stale", 2020),  # matches, but is not what is served
+            _stale_chunk("revised", "stale", 2020),  # matches as its served version does
+            _stale_chunk("ghost", "unindexed", 2020),  # no served version at all
+        ],
+    )
+    gone = {f"old{i}" for i in range(7)} | {"revised"}
+
+    pages = []
+    with keyed.client(acme) as c:
+        flt = {"filters": {"type": "lte", "key": "year", "value": 2020}}
+        while not pages or pages[-1]["more"]:
+            r = c.post("/v1/documents/delete", json=flt)
+            assert r.status_code == 200, r.text
+            pages.append(r.json())
+        deleted = [d for p in pages for d in p["document_ids"]]
+        assert [p["more"] for p in pages] == [True, True, True, False]
+        assert all(len(p["document_ids"]) == 2 for p in pages)
+        assert sorted(deleted) == sorted(gone)  # each once
+        listed = c.get("/v1/documents").json()["documents"]
+        assert sorted(d["document_id"] for d in listed) == ["recent", "renewed"]
+        found = c.post("/v1/search", json={"query": "lava report", "max_results": 50}).json()
+        assert {h["document_id"] for h in found["results"]} == {"recent", "renewed"}
+        wiki = c.post("/v1/search", json={"query": "lava", "collection": "wiki"}).json()
+        assert [h["document_id"] for h in wiki["results"]] == ["old0"]
+        assert c.post("/v1/documents/delete", json=flt).json() == {
+            "document_ids": [],
+            "more": False,
+        }
+    assert all(store.chunk_ids(mine, d) == [] for d in gone)
+    assert store.chunk_ids(mine, "ghost") and store.chunk_ids(mine, "renewed")
+    with keyed.client(globex) as c:
+        found = c.post("/v1/search", json={"query": "lava report", "max_results": 50}).json()
+        assert {h["document_id"] for h in found["results"]} == {f"old{i}" for i in range(7)}
 
 
 def test_the_data_dir_is_private(tmp_path: Path) -> None:

@@ -128,9 +128,9 @@ async def test_finish_and_fail_name_the_latest_version(registry: JobRegistry) ->
     assert not outcome.activated and outcome.latest_version == v2.version
     failed = await registry.fail(await claimed(registry, v2.job_id), "refused")
     assert failed.latest_version == v2.version
-    await registry.delete(SCOPE, "d1")
+    await registry.delete_documents(SCOPE, ["d1"])
     (v3,) = await registry.accept([doc("three")])
     row = await claimed(registry, v3.job_id)
-    await registry.delete(SCOPE, "d1")
+    await registry.delete_documents(SCOPE, ["d1"])
     (gone,) = await registry.finish([(row, 1, 0)])
     assert gone.latest_version is None and gone.keep_version is None

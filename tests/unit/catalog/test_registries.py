@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.catalog.base import JobRegistry, NewDocument
+from service.catalog.base import JobRegistry, NewDocument, Stored
 from service.store.base import Scope
 
 SCOPE = Scope("acme", "manuals")
@@ -85,13 +85,43 @@ async def test_a_failed_new_version_keeps_the_old_one_served(registry: JobRegist
 async def test_delete_is_immediate_and_once(registry: JobRegistry) -> None:
     (a,) = await registry.accept([doc("Etna")])
     await registry.finish([(await claimed(registry, a.job_id), 1, 0)])
-    assert await registry.delete(SCOPE, "d1")
-    assert not await registry.delete(SCOPE, "d1")
+    assert await registry.delete_documents(SCOPE, ["d1"]) == ["d1"]
+    assert await registry.delete_documents(SCOPE, ["d1"]) == []
     assert await registry.active_versions(SCOPE, ["d1"]) == {}
     assert await registry.document(SCOPE, "d1") is None
     assert await registry.collections("acme", 10) == []
     (again,) = await registry.accept([doc("Etna")])  # posted again after delete: a new job
     assert not again.duplicate and again.job_id != a.job_id
+
+
+async def test_delete_documents_tombstones_many_at_once_and_says_which(
+    registry: JobRegistry,
+) -> None:
+    other = Scope("other", "manuals")
+    accepted = await registry.accept([doc(f"text {i}", f"d{i}") for i in range(4)])
+    for a in accepted[:3]:  # d3 stays queued: live, though never indexed
+        await registry.finish([(await claimed(registry, a.job_id), 2, 0)])
+    (theirs,) = await registry.accept([doc("text 0", "d0", scope=other)])
+    await registry.finish([(await claimed(registry, theirs.job_id), 1, 0)])
+    assert await registry.delete_documents(SCOPE, ["d0"]) == ["d0"]
+
+    deleted = await registry.delete_documents(SCOPE, ["d0", "d1", "nope", "d2", "d3", "d1"])
+
+    assert sorted(deleted) == ["d1", "d2", "d3"]  # each once; d0 was gone, nope never was
+    assert await registry.active_versions(SCOPE, [f"d{i}" for i in range(4)]) == {}
+    assert await registry.documents(SCOPE, None, 10) == []
+    assert await registry.tenant_storage("acme") == Stored()
+    assert await registry.active_versions(other, ["d0"]) == {"d0": theirs.version}
+    assert await registry.delete_documents(SCOPE, []) == []
+
+
+async def test_delete_documents_takes_more_ids_than_one_statement_binds(
+    registry: JobRegistry,
+) -> None:
+    ids = [f"d{i:04}" for i in range(1200)]
+    await registry.accept([doc(f"text {d}", d) for d in ids])
+    assert sorted(await registry.delete_documents(SCOPE, [*ids, "nope"])) == ids
+    assert await registry.documents(SCOPE, None, 10) == []
 
 
 async def test_claim_answers_for_every_job_it_is_given(registry: JobRegistry) -> None:
@@ -130,7 +160,7 @@ async def test_another_tenant_sees_nothing(registry: JobRegistry) -> None:
     assert await registry.documents(other, None, 10) == []
     assert await registry.active_versions(other, ["d1"]) == {}
     assert await registry.collections("other", 10) == []
-    assert not await registry.delete(other, "d1")
+    assert await registry.delete_documents(other, ["d1"]) == []
     assert await registry.active_versions(SCOPE, ["d1"]) == {"d1": a.version}
 
 

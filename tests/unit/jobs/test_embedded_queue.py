@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ class HeldPipeline:
         self.submitted.append(job)
         self.changed.set()
 
-    async def delete_chunks(self, scope: Scope, document_id: str) -> None:
+    async def delete_chunks(self, scope: Scope, document_ids: Sequence[str]) -> None:
         return None
 
     async def settle(self, job: JobRow) -> None:

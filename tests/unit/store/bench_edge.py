@@ -128,7 +128,7 @@ def main() -> None:
             for d in range(0, len(docs), 2):  # re-index half the documents, as the pipeline does
                 v2 = [dataclasses.replace(p, version="v2") for p in docs[d]]
                 store.upsert(SCOPES[d % len(SCOPES)], v2)
-                store.delete_document(SCOPES[d % len(SCOPES)], f"doc-{d}", keep_version="v2")
+                store.delete_documents(SCOPES[d % len(SCOPES)], [f"doc-{d}"], keep_version="v2")
                 maintain_runs.append(timed(store.maintain))
             slow = [(t, f) for t, f in maintain_runs if t > 0.05]
             print(f"re-indexed half; {len(maintain_runs)} maintain() calls, {len(slow)} optimized:")

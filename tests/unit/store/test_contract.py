@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from schemas.filters import ComparisonFilter, CompoundFilter, Filter
-from service.store.base import ChunkPoint, Scope, SparseVector, VectorStore, idf, point_id
+from service.store.base import (
+    ChunkPoint,
+    Scope,
+    SparseVector,
+    VectorStore,
+    VersionsPage,
+    idf,
+    point_id,
+)
 from tests.unit.store.conftest import KINDS, StoreFactory, open_store
 
 ACME = Scope("acme", "docs")
@@ -154,7 +162,7 @@ def test_tenants_are_isolated(store: VectorStore) -> None:
     assert [h.text for h in store.search(OTHER_TENANT, sparse=query(COMMON))] == ["globex text"]
     assert store.chunk_ids(OTHER_TENANT) == [point_id(OTHER_TENANT, "shared-id", "v1", 0)]
 
-    store.delete_document(ACME, "shared-id")
+    store.delete_documents(ACME, ["shared-id"])
     assert docs(store, ACME) == {"acme-only"}
     assert docs(store, OTHER_TENANT) == {"shared-id"}
     assert store.chunk_ids(Scope("nobody", "docs")) == []
@@ -166,7 +174,7 @@ def test_collections_are_isolated(store: VectorStore) -> None:
 
     assert docs(store, ACME) == {"doc"}
     assert docs(store, OTHER_COLLECTION) == {"doc", "wiki-page"}
-    store.delete_document(OTHER_COLLECTION, "doc")
+    store.delete_documents(OTHER_COLLECTION, ["doc"])
     assert docs(store, ACME) == {"doc"}
     assert docs(store, OTHER_COLLECTION) == {"wiki-page"}
 
@@ -175,7 +183,7 @@ def test_delete_document_removes_every_chunk_of_every_version(store: VectorStore
     store.upsert(ACME, [chunk("doc", i, version=v) for v in ("v1", "v2") for i in range(3)])
     store.upsert(ACME, [chunk("keep", 0)])
 
-    store.delete_document(ACME, "doc")
+    store.delete_documents(ACME, ["doc"])
 
     assert store.chunk_ids(ACME, "doc") == []
     assert store.chunk_ids(ACME) == [point_id(ACME, "keep", "v1", 0)]
@@ -186,7 +194,7 @@ def test_delete_document_keep_version_leaves_exactly_that_version(store: VectorS
     store.upsert(ACME, [chunk("doc", i, version="v2") for i in range(2)])
     store.upsert(ACME, [chunk("other", 0, version="v1")])
 
-    store.delete_document(ACME, "doc", keep_version="v2")
+    store.delete_documents(ACME, ["doc"], keep_version="v2")
 
     assert sorted(store.chunk_ids(ACME, "doc")) == sorted(
         point_id(ACME, "doc", "v2", i) for i in range(2)
@@ -206,26 +214,83 @@ def test_delete_collection_removes_the_scope_only(store: VectorStore) -> None:
     assert docs(store, OTHER_COLLECTION) == {"a"} and docs(store, OTHER_TENANT) == {"a"}
 
 
+def test_delete_documents_removes_exactly_those_documents_of_the_scope(
+    store: VectorStore,
+) -> None:
+    for scope in (ACME, OTHER_TENANT, OTHER_COLLECTION):
+        store.upsert(
+            scope, [chunk(d, i, version=v) for d in "abc" for v in ("v1", "v2") for i in range(2)]
+        )
+
+    store.delete_documents(ACME, ["a", "b", "never-stored"])
+
+    assert {point_id(ACME, "c", v, i) for v in ("v1", "v2") for i in range(2)} == set(
+        store.chunk_ids(ACME)
+    )
+    assert docs(store, OTHER_TENANT) == docs(store, OTHER_COLLECTION) == {"a", "b", "c"}
+    assert len(store.chunk_ids(OTHER_TENANT)) == len(store.chunk_ids(OTHER_COLLECTION)) == 12
+    store.delete_documents(ACME, [])  # nothing named: nothing deleted
+    assert len(store.chunk_ids(ACME)) == 4
+
+
+def test_delete_documents_keep_version_spares_it_in_each(store: VectorStore) -> None:
+    store.upsert(ACME, [chunk(d, 0, version=v) for d in "abc" for v in ("v1", "v2")])
+
+    store.delete_documents(ACME, ["a", "b"], keep_version="v2")
+
+    assert set(store.chunk_ids(ACME)) == {
+        point_id(ACME, "a", "v2", 0), point_id(ACME, "b", "v2", 0),
+        point_id(ACME, "c", "v1", 0), point_id(ACME, "c", "v2", 0),
+    }  # fmt: skip
+
+
 def test_document_versions_follow_the_filter_grammar_in_scope(store: VectorStore) -> None:
     store.upsert(
         ACME,
         [
             chunk("old", 0, metadata={"year": 2019}),
             chunk("new", 0, version="v1", metadata={"year": 2024}),
+            chunk("new", 1, version="v1", metadata={"year": 2024}),
             chunk("new", 0, version="v2", metadata={"year": 2025}),
         ],
     )
     store.upsert(OTHER_TENANT, [chunk("theirs", 0, metadata={"year": 2024})])
     recent = ComparisonFilter(type="gte", key="year", value=2024)
-    assert store.document_versions(ACME, recent) == {"new": {"v1", "v2"}}
-    assert store.document_versions(ACME, None) == {"old": {"v1"}, "new": {"v1", "v2"}}
-    assert store.document_versions(Scope("nobody", "docs"), None) == {}
+    new = [("new", "v1", 0), ("new", "v1", 1), ("new", "v2", 0)]
+    assert store.document_versions(ACME, recent) == VersionsPage(
+        sorted((point_id(ACME, d, v, i), d, v) for d, v, i in new), None
+    )
+    everything = [*new, ("old", "v1", 0)]
+    assert store.document_versions(ACME, None) == VersionsPage(
+        sorted((point_id(ACME, d, v, i), d, v) for d, v, i in everything), None
+    )
+    assert store.document_versions(Scope("nobody", "docs"), None) == VersionsPage([], None)
+
+
+def test_document_versions_page_through_every_matching_chunk_once_in_order(
+    store: VectorStore,
+) -> None:
+    store.upsert(ACME, [chunk(f"d{i}", 0, metadata={"even": i % 2 == 0}) for i in range(2500)])
+    store.upsert(OTHER_TENANT, [chunk(f"d{i}", 0, metadata={"even": True}) for i in range(10)])
+    even = ComparisonFilter(type="eq", key="even", value=True)
+    pages = [store.document_versions(ACME, even)]
+    while pages[-1].next_start is not None:
+        pages.append(store.document_versions(ACME, even, pages[-1].next_start))
+
+    chunks = [c for page in pages for c in page.chunks]
+    assert len(pages) > 1
+    assert chunks == sorted(
+        (point_id(ACME, f"d{i}", "v1", 0), f"d{i}", "v1") for i in range(0, 2500, 2)
+    )
+    # A page may start at a point deleted since: the scan goes on from where it was.
+    store.delete_documents(ACME, [pages[1].chunks[0][1]])
+    assert store.document_versions(ACME, even, pages[0].next_start).chunks[0] == pages[1].chunks[1]
 
 
 def test_compact_keeps_every_live_point(store: VectorStore) -> None:
     store.upsert(ACME, [chunk("doc", i, terms={7: 1.0}) for i in range(40)])
     store.upsert(ACME, [chunk("gone", i) for i in range(40)])
-    store.delete_document(ACME, "gone")
+    store.delete_documents(ACME, ["gone"])
     before = sorted(store.chunk_ids(ACME))
 
     store.compact()

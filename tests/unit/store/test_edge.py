@@ -21,7 +21,7 @@ def test_reopen_after_close_keeps_data_and_indexes(tmp_path: Path) -> None:
     store = EdgeStore(path, dense_dim=8)
     store.upsert(ACME, [chunk("doc", i, metadata={"n": i}) for i in range(3)])
     store.upsert(OTHER_TENANT, [chunk("theirs")])
-    store.delete_document(ACME, "doc", keep_version="v2")  # deletes must persist too
+    store.delete_documents(ACME, ["doc"], keep_version="v2")  # deletes must persist too
     store.upsert(ACME, [chunk("doc", i, version="v2", dense=[1.0] * 8) for i in range(2)])
     store.close()
 
@@ -121,7 +121,7 @@ def test_maintain_rebuilds_in_a_child_process_once_enough_changed(tmp_path: Path
         assert store._shard is spy
 
         _bulk(store, 2000)  # 6,000 changes now (the same 2,000 points written twice)
-        store.delete_document(ACME, "d3")
+        store.delete_documents(ACME, ["d3"])
         before = {h.chunk_id: h.score for h in store.search(ACME, sparse=query(12), limit=1000)}
         ids = sorted(store.chunk_ids(ACME))
         store.maintain()
@@ -176,8 +176,7 @@ def test_writes_while_the_copy_is_optimised_are_kept(
         runner.start()
         wait_until(lambda: store._log is not None, timeout=30)  # files copied, child waiting
         store.upsert(ACME, [chunk("late", i, terms={99: 1.0}) for i in range(50)])
-        store.delete_document(ACME, "d1")
-        store.delete_document(ACME, "d2")
+        store.delete_documents(ACME, ["d1", "d2"])  # one filter, on both ids, to replay
         store.upsert(ACME, [chunk("d2", i, version="v9", terms={98: 1.0}) for i in range(3)])
         expected = sorted(store.chunk_ids(ACME))
         old = store._shard
@@ -319,7 +318,7 @@ def test_idf_ignores_deleted_chunks_until_and_after_a_rebuild(tmp_path: Path) ->
     assert (path / edge.IDF_EXACT).exists()  # a new shard holds no deleted point
     store.upsert(ACME, _acme_chunks())
     for i in range(6):
-        store.delete_document(ACME, f"d{i}")
+        store.delete_documents(ACME, [f"d{i}"])
     assert not (path / edge.IDF_EXACT).exists()
     expected = _reference(tmp_path, _acme_chunks()[6:])
     assert _scores(store) == expected  # the engine's unfiltered counts still hold d0-d5
@@ -356,7 +355,7 @@ def test_deleted_points_earn_a_rebuild_under_the_threshold_once_writes_pause(
         store.maintain()
         assert (path / edge.IDF_EXACT).exists()
         first = store._shard
-        store.delete_document(ACME, "d3")  # now the shard holds deleted points
+        store.delete_documents(ACME, ["d3"])  # now the shard holds deleted points
         store.maintain()  # something changed since the previous call: writes may go on
         assert store._shard is first and not (path / edge.IDF_EXACT).exists()
         store.maintain()  # nothing since: rebuilt without them
@@ -383,7 +382,7 @@ def test_a_rebuild_after_deletes_rewrites_the_copy_so_idf_is_exact_again(
     path = tmp_path / "shard"
     store = EdgeStore(path)
     _bulk(store, 6000)
-    store.delete_document(ACME, "d3")
+    store.delete_documents(ACME, ["d3"])
     store.maintain()
     assert rewrites == [True] and (path / edge.IDF_EXACT).exists()
     live = [chunk(f"d{i % 40}", i, terms={10 + i % 7: 1.0}) for i in range(6000) if i % 40 != 3]
