@@ -221,6 +221,17 @@ def versions_page(chunks: Iterable[tuple[Any, dict[str, Any]]], next_start: Any)
     return VersionsPage(versions, None if next_start is None else str(next_start))
 
 
+def all_ids(page: Callable[[Any], tuple[Sequence[Any], Any]]) -> list[str]:
+    """Every point id a scan yields, `page(start)` returning (records, next start or None)."""
+    out: list[str] = []
+    records, start = page(None)
+    while True:
+        out.extend(str(r.id) for r in records)
+        if start is None:
+            return out
+        records, start = page(start)
+
+
 def idf(chunks: int, with_term: int) -> float:
     """BM25's IDF as Qdrant's IDF modifier computes it: ln(1 + (N - n + 0.5) / (n + 0.5))."""
     return math.log(1.0 + (chunks - with_term + 0.5) / (with_term + 0.5))

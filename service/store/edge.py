@@ -257,13 +257,7 @@ class EdgeStore:
     def chunk_ids(self, scope: Scope, document_id: str | None = None) -> list[str]:
         """Ids of every stored chunk in scope (of one document when given)."""
         flt = edge_filter(scope, document_ids=None if document_id is None else [document_id])
-        out: list[str] = []
-        start: Any = None
-        while True:
-            records, start = self._page(flt, False, start)
-            out.extend(str(r.id) for r in records)
-            if start is None:
-                return out
+        return base.all_ids(lambda start: self._page(flt, False, start))
 
     def document_versions(
         self, scope: Scope, filters: Filter | None, start: str | None = None
