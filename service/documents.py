@@ -287,6 +287,9 @@ class Documents:
         parsed; and which version it is."""
         row = await self._row(scope, document_id)
         for version in dict.fromkeys(v for v in (row["active_version"], row["version"]) if v):
+            text = await self.registry.posted_text(scope, document_id, version)
+            if text is not None:
+                return text.encode("utf-8", "surrogatepass"), version
             data = await asyncio.to_thread(self.files.read, scope, document_id, version, TEXT)
             if data is not None:
                 return data, version

@@ -2,6 +2,8 @@
 
     <files_dir>/<scope>/<document>/<version>.orig   the uploaded bytes (files only)
     <files_dir>/<scope>/<document>/<version>.txt    the text every chunk's start/end index into
+                                                    (of a text posted as JSON: only where the
+                                                    registry does not keep it, i.e. Redis)
 
 `scope` is a hash of tenant and collection, `document` one of the document id, so no client
 input becomes a path, two tenants never share a directory, and deleting a collection removes

@@ -182,6 +182,9 @@ class JobRegistry(Protocol):
 
     # Jobs waiting to run, as last seen: a soft limit for new work, may lag other processes.
     queued: int
+    # Whether `posted_text` has the texts of documents posted as JSON. Where it has not (Redis:
+    # everything it holds is in memory), the pipeline writes each one to the file store.
+    keeps_texts: bool
 
     async def open(self) -> None:
         """Open; jobs a crash left running are queued again where no other process runs them."""
@@ -257,6 +260,10 @@ class JobRegistry(Protocol):
 
     async def delete_collection(self, scope: Scope) -> int:
         """Tombstone every live document of the scope; how many there were."""
+        ...
+
+    async def posted_text(self, scope: Scope, document_id: str, version: str) -> str | None:
+        """The text of `version` of a document posted as JSON, where `keeps_texts`; else None."""
         ...
 
     async def tenant_storage(self, tenant: str) -> Stored:

@@ -105,6 +105,8 @@ async def _r(awaitable: Any) -> Any:
 
 
 class RedisRegistry:
+    keeps_texts = False  # a job's text leaves Redis when the job ends; the file store keeps it
+
     def __init__(
         self,
         redis: Redis,
@@ -394,6 +396,9 @@ class RedisRegistry:
             if not ids:
                 return n
             n += len(await self.delete_documents(scope, ids))
+
+    async def posted_text(self, scope: Scope, document_id: str, version: str) -> str | None:
+        return None
 
     async def tenant_storage(self, tenant: str) -> Stored:
         async with self._guard("tenant_storage"):

@@ -89,6 +89,16 @@ CREATE TABLE IF NOT EXISTS jobs (
     pages INTEGER,
     pages_without_text TEXT NOT NULL DEFAULT '[]'
 );
+-- The canonical text of each served version posted as JSON (files have theirs in the file
+-- store): copied from its job when the job completes, so /content needs no file per document.
+CREATE TABLE IF NOT EXISTS texts (
+    tenant TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (tenant, collection, document_id, version)
+);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_document ON jobs (tenant, collection, document_id);
 """
@@ -127,7 +137,10 @@ _IDS_PER_STATEMENT = 500  # bound parameters per statement: old SQLite builds al
 
 
 class SqliteRegistry:
-    """The embedded registry: one SQLite file, every statement on one thread."""
+    """The embedded registry: one SQLite file, every statement on one thread. It keeps the
+    texts of served versions posted as JSON (`posted_text`), so no file is written for them."""
+
+    keeps_texts = True
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,10 +176,12 @@ class SqliteRegistry:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
                 if (table, column) == ("documents", "bytes"):  # before storage quotas
                     db.execute("UPDATE documents SET bytes = chars")
-        with db:  # texts of jobs that ended before texts were dropped at the end
-            db.execute(
-                "UPDATE jobs SET text='' WHERE status IN ('completed', 'failed') AND text != ''"
-            )
+        if db.execute("PRAGMA user_version").fetchone()[0] < 1:
+            with db:  # texts of jobs that ended before texts were dropped at the end
+                db.execute(
+                    "UPDATE jobs SET text='' WHERE status IN ('completed', 'failed') AND text != ''"
+                )
+                db.execute("PRAGMA user_version=1")
         self._db = db
         for row in db.execute(
             "SELECT tenant, collection, document_id, active_version FROM documents "
@@ -418,6 +433,11 @@ class SqliteRegistry:
                     f" WHERE {where}",
                     (time.time(), *args),
                 )
+                self.db.execute(
+                    "DELETE FROM texts WHERE tenant=? AND collection=?"
+                    f" AND document_id IN ({','.join('?' * len(ids))})",
+                    args,
+                )
         active = self.active.get(scope, {})
         for document_id in deleted:
             active.pop(document_id, None)
@@ -433,8 +453,34 @@ class SqliteRegistry:
                 " WHERE tenant=? AND collection=? AND deleted=0",
                 (time.time(), scope.tenant, scope.collection),
             ).rowcount
+            self.db.execute(
+                "DELETE FROM texts WHERE tenant=? AND collection=?",
+                (scope.tenant, scope.collection),
+            )
         self.active.pop(scope, None)
         return int(n)
+
+    async def posted_text(self, scope: Scope, document_id: str, version: str) -> str | None:
+        """The text of `version` posted as JSON: served, or waiting in its job (None for a
+        file, a deleted document, or a version no longer kept)."""
+        return await self._call(self._posted_text, scope, document_id, version, priority=_READ)
+
+    def _posted_text(self, scope: Scope, document_id: str, version: str) -> str | None:
+        key = (scope.tenant, scope.collection, document_id, version)
+        row = (
+            self.db.execute(
+                "SELECT text FROM texts WHERE tenant=? AND collection=? AND document_id=?"
+                " AND version=?",
+                key,
+            ).fetchone()
+            or self.db.execute(
+                "SELECT text FROM jobs WHERE tenant=? AND collection=? AND document_id=?"
+                " AND version=? AND media_type IS NULL AND status IN ('queued', 'running')"
+                " ORDER BY seq DESC LIMIT 1",
+                key,
+            ).fetchone()
+        )
+        return None if row is None else str(row[0])
 
     async def tenant_storage(self, tenant: str) -> Stored:
         return await self._call(self._tenant_storage, tenant, priority=_READ)
@@ -569,6 +615,14 @@ class SqliteRegistry:
             " WHERE tenant=? AND collection=? AND document_id=?",
             (job.version, chunks, now, *key),
         )
+        db.execute(
+            "DELETE FROM texts WHERE tenant=? AND collection=? AND document_id=? AND version != ?",
+            (*key, job.version),
+        )
+        if job.media_type is None:
+            db.execute(
+                "INSERT OR REPLACE INTO texts VALUES (?,?,?,?,?)", (*key, job.version, job.text)
+            )
         return Finalized(True, job.version, others is not None, latest)
 
     async def fail(self, job: JobRow, error: str) -> Finalized:

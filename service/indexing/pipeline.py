@@ -146,7 +146,8 @@ class Pipeline:
                 jobs.append(self._ready.get_nowait())
             jobs = [j for j in jobs if not j.closed]
             started = time.perf_counter()
-            chunked = await asyncio.to_thread(_chunk_all, jobs, self.files, self._stopping)
+            texts_to = None if self.registry.keeps_texts else self.files
+            chunked = await asyncio.to_thread(_chunk_all, jobs, texts_to, self._stopping)
             metrics.INGEST_STAGE.labels("chunk").observe(time.perf_counter() - started)
             totals: dict[str, int] = {}
             empty: list[_Job] = []

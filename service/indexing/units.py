@@ -49,12 +49,12 @@ class _Batch:
 
 
 def _chunk_all(
-    jobs: list[_Job], files: FileStore, stopping: threading.Event | None = None
+    jobs: list[_Job], files: FileStore | None, stopping: threading.Event | None = None
 ) -> list[tuple[_Job, list[Chunk] | str]]:
-    """Chunks of each job (or why there are none); texts posted as JSON get their canonical
-    copy written here, in the same thread hop. Once `stopping` is set the rest are left out
-    (a stop must not wait for a whole batch of large documents: they are queued again and
-    chunked at the next start)."""
+    """Chunks of each job (or why there are none); with `files` (a registry that does not keep
+    them), texts posted as JSON get their canonical copy written there, in the same thread hop.
+    Once `stopping` is set the rest are left out (a stop must not wait for a whole batch of
+    large documents: they are queued again and chunked at the next start)."""
     out: list[tuple[_Job, list[Chunk] | str]] = []
     for job in jobs:
         if stopping is not None and stopping.is_set():
@@ -65,7 +65,7 @@ def _chunk_all(
         except ValueError as exc:
             out.append((job, f"chunking failed: {exc}"))
             continue
-        if row.media_type is None:
+        if files is not None and row.media_type is None:
             data = job.text.encode("utf-8", "surrogatepass")
             try:
                 files.write(job.scope, row.document_id, row.version, TEXT, data, durable=False)

@@ -170,3 +170,29 @@ async def test_documents_page_in_id_order(registry: JobRegistry) -> None:
     rest = await registry.documents(SCOPE, first[-1]["document_id"], 10)
     assert [d["document_id"] for d in first + rest] == [f"d{i}" for i in range(5)]
     assert all(d["state"] == "indexing" for d in rest)
+
+
+async def test_the_text_of_the_served_posted_version_is_kept_until_replaced_or_deleted(
+    registry: JobRegistry,
+) -> None:
+    if not registry.keeps_texts:  # Redis: the pipeline writes texts to the file store
+        (a,) = await registry.accept([doc("Etna")])
+        assert await registry.posted_text(SCOPE, "d1", a.version) is None
+        return
+    (v1,) = await registry.accept([doc("one")])
+    assert await registry.posted_text(SCOPE, "d1", v1.version) == "one"  # waiting in its job
+    await registry.finish([(await claimed(registry, v1.job_id), 1, 0)])
+    (v2,) = await registry.accept([doc("two")])
+    await registry.finish([(await claimed(registry, v2.job_id), 1, 0)])
+    assert await registry.posted_text(SCOPE, "d1", v1.version) is None  # replaced
+    (v3,) = await registry.accept([doc("three")])
+    await registry.fail(await claimed(registry, v3.job_id), "refused")
+    assert await registry.posted_text(SCOPE, "d1", v3.version) is None
+    assert await registry.posted_text(SCOPE, "d1", v2.version) == "two"  # still served
+    assert await registry.posted_text(Scope("other", "manuals"), "d1", v2.version) is None
+    await registry.delete_documents(SCOPE, ["d1"])
+    assert await registry.posted_text(SCOPE, "d1", v2.version) is None
+    (c,) = await registry.accept([doc("four", "d2")])
+    await registry.finish([(await claimed(registry, c.job_id), 1, 0)])
+    await registry.delete_collection(SCOPE)
+    assert await registry.posted_text(SCOPE, "d2", c.version) is None

@@ -114,6 +114,15 @@ async def test_a_job_runs_to_its_chunks_and_completes(parts: dict[str, Any]) -> 
     assert job.embedding_tokens == sum(c.tokens for c in chunks)
 
 
+async def test_a_posted_text_is_kept_by_the_registry_not_written_to_a_file(
+    parts: dict[str, Any], tmp_path: Path
+) -> None:
+    (row,) = await claim(parts["registry"], LONG)
+    assert (await parts["make"]().run(row)).status == "completed"
+    assert await parts["registry"].posted_text(SCOPE, "d0", row.version) == LONG
+    assert not (tmp_path / "files").exists()  # no file per document: that cost ~0.5 ms each
+
+
 async def test_a_refused_document_fails_alone_in_a_shared_batch(parts: dict[str, Any]) -> None:
     rows = await claim(parts["registry"], "Etna is a volcano.", "POISON pill", "Glaciers carve.")
     embedder = Embedder()
