@@ -61,6 +61,7 @@ bench: $(VENV)/.dev
 	$(PY) -m tests.bench.auth --data $(DATA)
 	$(PY) -m tests.bench.files --pdf $(PDF)
 	$(PY) -m tests.bench.llamaindex
+	$(PY) -m tests.bench.local_encoder
 
 # arq workers (1 and 2) against the inline queue; needs redis-server on PATH.
 bench-queue: $(VENV)/.dev

@@ -91,6 +91,19 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
     args += ["--phases", "fuzzing,stateful", "--max-examples", "25", "--max-time", max_time]
     args += ["--seed", "20261201", "--generation-database", "none", "-w", "2", "--no-color"]
     run = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    if _only_a_generator_crash(run.stdout):
+        # Hypothesis's optimiser can crash inside itself (seen once here: an IndexError in
+        # `optimise_targets` on GET /v1/models/{model_id}), a fault of the tool, which it
+        # reports as a "Runtime Error" with no failed check: run once more, saying why.
+        print("schemathesis crashed inside its generator (no check failed); running it again")
+        run = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     summary = run.stdout[run.stdout.rfind("=== SUMMARY") :] if "SUMMARY" in run.stdout else ""
     assert run.returncode == 0, run.stdout[-12_000:] + run.stderr[-2000:]
     assert "passed" in summary and " 0 passed" not in summary, summary
+
+
+def _only_a_generator_crash(stdout: str) -> bool:
+    """The run's only problems are errors raised inside hypothesis itself, no failed check."""
+    errors = stdout.count("Runtime Error")
+    internal = stdout.count("hypothesis/internal/conjecture")
+    return errors > 0 and internal >= errors and "=== FAILURES" not in stdout

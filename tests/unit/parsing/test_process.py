@@ -70,8 +70,10 @@ async def test_a_parser_that_crashes_fails_its_file_only(pool: ParserPool, tmp_p
     await pool.parse(tmp_path / "a.pdf", "pdf")  # the process is up
     (pid,) = parser_pids()
     parsing = asyncio.create_task(pool.parse(tmp_path / "long.pdf", "pdf"))
-    await asyncio.sleep(0.2)  # likely inside PDFium; killed earlier, it fails the same way
+    await asyncio.sleep(0)  # the request goes out (or is about to: it fails the same way)
+    os.kill(pid, signal.SIGSTOP)  # it cannot finish the file first, however fast it is
     os.kill(pid, signal.SIGSEGV)  # as PDFium aborting on a malformed file
+    os.kill(pid, signal.SIGCONT)
     with pytest.raises(ParseError, match=r"died \(SIGSEGV\)"):
         await parsing
     assert "Basalt" in (await pool.parse(tmp_path / "a.pdf", "pdf")).text
@@ -82,7 +84,11 @@ async def test_a_cancelled_parse_kills_its_process(pool: ParserPool, tmp_path: P
     pages = [[f"line {i} of page {p} with words" for i in range(50)] for p in range(1200)]
     (tmp_path / "long.pdf").write_bytes(make_pdf(pages))
     parsing = asyncio.create_task(pool.parse(tmp_path / "long.pdf", "pdf"))
-    await asyncio.sleep(1.0)  # starting or parsing: either way nothing may be left
+    async with asyncio.timeout(60):
+        while not (pids := parser_pids()):  # its process is starting
+            await asyncio.sleep(0.01)
+    # Stopped, starting or parsing, it cannot finish the file before the cancel arrives.
+    os.kill(pids[0], signal.SIGSTOP)
     parsing.cancel()
     with pytest.raises(asyncio.CancelledError):
         await parsing
