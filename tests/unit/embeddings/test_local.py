@@ -129,6 +129,8 @@ def fake(
     monkeypatch.setattr(local, "load_sentence_transformer", lambda path, device=None: model)
     (tmp_path / "modules.json").write_text("[]")
     embedder = LocalEmbedder(str(tmp_path), 4, batch_size=3)
+    assert model.batches == [["warm up"]]  # torch's one-time set-up, paid at start
+    model.batches.clear()
     yield embedder, model
     asyncio.run(embedder.aclose())
 
