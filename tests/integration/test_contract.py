@@ -90,6 +90,9 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
     max_time = "90" if mode == "open" else "60"
     args += ["--phases", "fuzzing,stateful", "--max-examples", "25", "--max-time", max_time]
     args += ["--seed", "20261201", "--generation-database", "none", "-w", "2", "--no-color"]
+    # GET /v1/models/{model_id:path}: hypothesis sometimes rejects too many of its own path
+    # strings and stops there ("Failed Health Check", seen once); that says nothing of the API.
+    args += ["--suppress-health-check", "filter_too_much"]
     run = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     if _only_a_generator_crash(run.stdout):
         # Hypothesis's optimiser can crash inside itself (seen once here: an IndexError in
