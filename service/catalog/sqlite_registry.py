@@ -615,10 +615,12 @@ class SqliteRegistry:
             " WHERE tenant=? AND collection=? AND document_id=?",
             (job.version, chunks, now, *key),
         )
-        db.execute(
-            "DELETE FROM texts WHERE tenant=? AND collection=? AND document_id=? AND version != ?",
-            (*key, job.version),
-        )
+        if others is not None:  # only another job of the document can have left a text
+            db.execute(
+                "DELETE FROM texts WHERE tenant=? AND collection=? AND document_id=?"
+                " AND version != ?",
+                (*key, job.version),
+            )
         if job.media_type is None:
             db.execute(
                 "INSERT OR REPLACE INTO texts VALUES (?,?,?,?,?)", (*key, job.version, job.text)
